@@ -1,0 +1,409 @@
+"""Smoothing-spline ANOVA regression (Gaussian response).
+
+Conventions (also in the README):
+
+- Each continuous covariate is mapped to [0, 1] by a domain (lo, hi) kept in
+  the fit; by default the data range widened by 5% on each side. Periodic
+  covariates need their exact period as domain. Nominal covariates take
+  integer codes 0..L-1; their domain is (0, L).
+- The fit minimises (1/n) sum (y_i - eta(x_i))^2 + lambda sum_b theta_b^{-1}
+  ||P_b eta||^2. ``Hyper`` holds natural logs; lambda and a common factor of
+  the thetas are not separately identified, so a selected Hyper is reported
+  with mean(log_theta) = 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from kcascade import checks, kernels, solve, stats, terms
+
+_HI = jax.lax.Precision.HIGHEST
+
+
+class Hyper(NamedTuple):
+    """Smoothing parameters, natural logs: log_lambda scalar, log_theta (K,)."""
+
+    log_lambda: jax.Array
+    log_theta: jax.Array
+
+
+def default_n_basis(n: int) -> int:
+    """q = max(30, ceil(10 n^{2/9})), capped at n (gss's rule)."""
+    return min(n, max(30, math.ceil(10 * n ** (2 / 9))))
+
+
+@dataclasses.dataclass(frozen=True)
+class SSANOVA:
+    """Frozen configuration of an SS-ANOVA regression.
+
+    Args:
+      order: highest interaction order (1 = additive).
+      marginals: one name for every covariate, or a tuple with one per
+        covariate: "cubic" (default), "linear", "periodic", "nominal".
+      domains: None, or a tuple with one entry per covariate: None (data range
+        widened 5% each side), (lo, hi), or for a nominal covariate the number
+        of levels L. Periodic covariates need (lo, hi) = their exact period.
+      score: "gcv" (default) or "gml".
+      alpha: GCV inflation factor (1.4 as in gss; 1 is classical GCV).
+      n_basis: number of random basis points q; default ``default_n_basis(n)``.
+      chunk: rows per chunk when accumulating statistics; default automatic.
+      max_steps: L-BFGS steps per refinement round.
+    """
+
+    order: int = 2
+    marginals: tuple | str = "cubic"
+    domains: tuple | None = None
+    score: str = "gcv"
+    alpha: float = 1.4
+    n_basis: int | None = None
+    chunk: int | None = None
+    max_steps: int = 40
+
+    def __post_init__(self):
+        if not isinstance(self.order, (int, np.integer)) or self.order < 1:
+            raise ValueError(f"order: expected an integer >= 1, got {self.order!r}")
+        if self.score not in ("gcv", "gml"):
+            raise ValueError(f"score: expected 'gcv' or 'gml', got {self.score!r}")
+        if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
+            raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
+        if self.n_basis is not None and (not isinstance(self.n_basis, (int, np.integer)) or self.n_basis < 1):
+            raise ValueError(f"n_basis: expected None or an integer >= 1, got {self.n_basis!r}")
+        names = (self.marginals,) if isinstance(self.marginals, str) else tuple(self.marginals)
+        for nm in names:
+            kernels.marginal(nm)
+        if not isinstance(self.marginals, str):
+            object.__setattr__(self, "marginals", tuple(self.marginals))
+        if self.domains is not None:
+            object.__setattr__(self, "domains", tuple(
+                d if d is None or isinstance(d, (int, np.integer)) else tuple(float(v) for v in d)
+                for d in self.domains))
+
+    # -- structure ---------------------------------------------------------
+    def marginals_for(self, d: int) -> tuple:
+        if isinstance(self.marginals, str):
+            return tuple(kernels.marginal(self.marginals) for _ in range(d))
+        if len(self.marginals) != d:
+            raise ValueError(f"marginals: expected {d} entries (one per column of x), got {len(self.marginals)}")
+        return tuple(kernels.marginal(nm) for nm in self.marginals)
+
+    def structure(self, d: int) -> terms.Structure:
+        if self.order > d:
+            raise ValueError(f"order: expected 1 <= order <= d = {d} (columns of x), got {self.order}")
+        return terms.build(self.marginals_for(d), self.order)
+
+    # -- fitting -------------------------------------------------------------
+    def fit(self, x, y, *, key, hyper: Hyper | None = None) -> "SSANOVAFit":
+        """Fit; select lambda and all theta unless ``hyper`` is given.
+
+        Args:
+          x: (n, d) float covariates (integer codes for nominal columns).
+          y: (n,) float responses.
+          key: a ``jax.random`` key; draws the basis points.
+          hyper: fixed smoothing parameters; then one solve, no search.
+        Returns:
+          An ``SSANOVAFit`` (a pytree).
+        """
+        prob = self._problem(x, y, key, hyper)
+        if hyper is None:
+            full = stats.accumulate(prob.full_features, prob.u, prob.y, chunk=prob.chunk(prob.structure.k))
+            hyper = _select(full, prob, self)
+            bl = solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta))
+        else:
+            theta = jnp.exp(hyper.log_theta)
+            narrow = stats.accumulate(lambda uc: prob.narrow_features(uc, theta), prob.u, prob.y,
+                                      chunk=prob.chunk(1))
+            pen = jnp.einsum("i,iab->ab", theta, prob.pen_blocks, precision=_HI)
+            bl = solve.blocks_from_stats(*narrow, prob.structure.m, pen)
+        return _finish(self, prob, bl, hyper)
+
+    def score_at(self, x, y, hyper: Hyper, *, key):
+        """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
+        same basis points as ``fit`` draws from ``key``."""
+        prob = self._problem(x, y, key, hyper)
+        theta = jnp.exp(hyper.log_theta)
+        narrow = stats.accumulate(lambda uc: prob.narrow_features(uc, theta), prob.u, prob.y,
+                                  chunk=prob.chunk(1))
+        pen = jnp.einsum("i,iab->ab", theta, prob.pen_blocks, precision=_HI)
+        red = solve.reduce(solve.blocks_from_stats(*narrow, prob.structure.m, pen))
+        fit = solve.fitness(red, solve.rho_of(red, hyper.log_lambda))
+        return solve.score(fit, red.n, self.score, self.alpha)
+
+    def _problem(self, x, y, key, hyper):
+        n, d = checks.float_matrix(x, "x")
+        checks.float_vector(y, "y", n, "n = x.shape[0]")
+        structure = self.structure(d)
+        q = self.n_basis if self.n_basis is not None else default_n_basis(n)
+        if n < q + structure.m:
+            raise ValueError(
+                f"x: expected at least n_basis + null-space size = {q} + {structure.m} = "
+                f"{q + structure.m} rows, got n = {n}")
+        if hyper is not None:
+            _check_hyper(hyper, structure.k)
+        x = jnp.asarray(x)
+        dtype = jnp.result_type(y) if jnp.issubdtype(jnp.result_type(y), jnp.floating) else jnp.result_type(float)
+        x = x.astype(dtype)
+        y = jnp.asarray(y, dtype)
+        concrete = checks.is_concrete(x, y)
+        if concrete:
+            checks.finite(x, "x")
+            checks.finite(y, "y")
+        domains = self._domains(x, structure, concrete)
+        return _Problem(self, structure, x, y, domains, q, key)
+
+    def _domains(self, x, structure, concrete):
+        d = x.shape[1]
+        given = self.domains if self.domains is not None else (None,) * d
+        if len(given) != d:
+            raise ValueError(f"domains: expected {d} entries (one per column of x), got {len(given)}")
+        rows = []
+        for v, (marg, dom) in enumerate(zip(structure.marginals, given)):
+            col = x[:, v]
+            if concrete:
+                _check_column(np.asarray(col), v, marg, dom)
+            if marg.name == "nominal":
+                levels = dom if dom is not None else jnp.max(col) + 1
+                rows.append(jnp.stack([jnp.zeros((), x.dtype), jnp.asarray(levels, x.dtype)]))
+            elif dom is not None:
+                rows.append(jnp.asarray(dom, x.dtype))
+            else:
+                lo, hi = jnp.min(col), jnp.max(col)
+                pad = 0.05 * (hi - lo)
+                rows.append(jnp.stack([lo - pad, hi + pad]))
+        return jnp.stack(rows)
+
+
+def _check_column(col, v, marg, dom):
+    name = f"x[:, {v}]"
+    if marg.name == "nominal":
+        if np.any(col != np.round(col)) or np.any(col < 0):
+            raise ValueError(f"{name}: nominal covariate expects integer codes 0..L-1, got values like {col[(col != np.round(col)) | (col < 0)][:3]}")
+        if dom is not None:
+            if not isinstance(dom, (int, np.integer)) or dom < 1:
+                raise ValueError(f"domains[{v}]: nominal covariate expects the number of levels L (int >= 1), got {dom!r}")
+            if col.max() >= dom:
+                raise ValueError(f"{name}: code {int(col.max())} is outside the {dom} levels given in domains[{v}]")
+        return
+    if dom is None:
+        if marg.name == "periodic":
+            raise ValueError(f"domains[{v}]: a periodic covariate needs its exact period (lo, hi), got None")
+        if col.max() == col.min():
+            raise ValueError(f"{name}: expected a non-constant covariate, every value is {col[0]}")
+        return
+    if len(dom) != 2 or not dom[0] < dom[1]:
+        raise ValueError(f"domains[{v}]: expected (lo, hi) with lo < hi, got {dom!r}")
+    if col.min() < dom[0] or col.max() > dom[1]:
+        raise ValueError(f"{name}: values span [{col.min()}, {col.max()}], outside domains[{v}] = {dom}")
+    if col.max() == col.min():
+        raise ValueError(f"{name}: expected a non-constant covariate, every value is {col[0]}")
+
+
+def _check_hyper(hyper, k):
+    if not isinstance(hyper, Hyper):
+        raise ValueError(f"hyper: expected a kcascade.Hyper, got {type(hyper).__name__}")
+    if np.shape(hyper.log_lambda) != ():
+        raise ValueError(f"hyper.log_lambda: expected a scalar, got shape {np.shape(hyper.log_lambda)}")
+    if np.shape(hyper.log_theta) != (k,):
+        raise ValueError(f"hyper.log_theta: expected shape ({k},) (one per penalized component), got {np.shape(hyper.log_theta)}")
+    if checks.is_concrete(hyper.log_lambda, hyper.log_theta):
+        checks.finite(hyper.log_lambda, "hyper.log_lambda")
+        checks.finite(hyper.log_theta, "hyper.log_theta")
+
+
+class _Problem:
+    """Scaled data, basis points and feature maps of one fit."""
+
+    def __init__(self, model, structure, x, y, domains, q, key):
+        self.model, self.structure, self.y, self.domains = model, structure, y, domains
+        self.u = scale_rows(structure, x, domains)
+        idx = jax.random.choice(key, x.shape[0], (q,), replace=False)
+        self.basis = self.u[idx]
+        s_b, r_b = terms.features(structure, self.basis, self.basis, domains)
+        # Shifting every non-constant column by its mean over the basis rows
+        # is an exact reparametrisation (the constant absorbs it) that keeps
+        # the Gram matrix well scaled, float32 included.
+        self.shift_null = jnp.mean(s_b, axis=0).at[0].set(0.0)
+        self.shift_pen = jnp.mean(r_b, axis=1)
+        self.pen_blocks = 0.5 * (r_b + jnp.swapaxes(r_b, 1, 2))
+
+    def chunk(self, k):
+        if self.model.chunk is not None:
+            return self.model.chunk
+        return stats.default_chunk(self.u.shape[0], self.structure.m + k * self.basis.shape[0])
+
+    def _shifted(self, uc):
+        s, r = terms.features(self.structure, uc, self.basis, self.domains)
+        return s - self.shift_null, r - self.shift_pen[:, None, :]
+
+    def narrow_features(self, uc, theta):
+        s, r = self._shifted(uc)
+        return jnp.concatenate([s, jnp.einsum("i,icq->cq", theta, r, precision=_HI)], axis=1)
+
+    def full_features(self, uc):
+        s, r = self._shifted(uc)
+        return jnp.concatenate([s, jnp.transpose(r, (1, 0, 2)).reshape(uc.shape[0], -1)], axis=1)
+
+
+def scale_rows(structure, x, domains):
+    cols = [m.scale(x[:, v], domains[v]) for v, m in enumerate(structure.marginals)]
+    return jnp.stack(cols, axis=1)
+
+
+# -- selection -----------------------------------------------------------------
+
+_LOG_RHO_GRID = np.linspace(-12.0, 4.0, 81) * np.log(10.0)
+_ROUNDS = 3
+
+
+def _select(full, prob, model) -> Hyper:
+    """Grid over log lambda at theta = 1, then L-BFGS over all log theta."""
+    m, k = prob.structure.m, prob.structure.k
+    n = full.n
+    dtype = full.ztz.dtype
+
+    def blocks(log_theta):
+        return solve.blocks_from_full(*full, m, prob.pen_blocks, jnp.exp(log_theta))
+
+    def exact_score(log_lambda, log_theta):
+        red = solve.reduce(blocks(log_theta))
+        return solve.score(solve.fitness(red, solve.rho_of(red, log_lambda)), n, model.score, model.alpha)
+
+    u0 = jnp.zeros((k,), dtype)
+    red0 = solve.reduce(blocks(u0))
+    grid = jnp.asarray(_LOG_RHO_GRID, dtype)
+    scores = jax.vmap(lambda lr: solve.score(solve.fitness(red0, jnp.exp(lr)), n, model.score, model.alpha))(grid)
+    best = jnp.argmin(scores)
+    log_lambda0 = grid[best] + jnp.log(red0.scale / n)
+    grid_score = exact_score(log_lambda0, u0)
+
+    u = u0
+    for _ in range(_ROUNDS):
+        frozen = solve.freeze(solve.reduce(blocks(u)))
+
+        def objective(lt, frozen=frozen):
+            f = solve.fitness_in_frozen(blocks(jnp.clip(lt, -40.0, 40.0)), frozen, log_lambda0)
+            return solve.score(f, n, model.score, model.alpha)
+
+        u = _lbfgs(objective, u, model.max_steps)
+    refined_score = exact_score(log_lambda0, u)
+    better = jnp.isfinite(refined_score) & (refined_score <= grid_score)
+    u = jnp.where(better, u, u0)
+    shift = jnp.mean(u)
+    return Hyper(log_lambda0 - shift, u - shift)
+
+
+def _lbfgs(fun, x0, max_steps):
+    opt = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(fun)
+
+    def step(carry):
+        x, state = carry
+        value, grad = value_and_grad(x, state=state)
+        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
+        return optax.apply_updates(x, updates), state
+
+    def going(carry):
+        _, state = carry
+        count = optax.tree_utils.tree_get(state, "count")
+        grad = optax.tree_utils.tree_get(state, "grad")
+        value = optax.tree_utils.tree_get(state, "value")
+        small = optax.tree_utils.tree_norm(grad) < 1e-9 * jnp.abs(value)
+        return (count == 0) | ((count < max_steps) & ~small & jnp.isfinite(value))
+
+    x, _ = jax.lax.while_loop(going, step, (x0, opt.init(x0)))
+    return x
+
+
+# -- the fitted model --------------------------------------------------------------
+
+def _finish(model, prob, bl, hyper):
+    red = solve.reduce(bl)
+    rho = solve.rho_of(red, hyper.log_lambda)
+    d, c = solve.coefficients(red, rho)
+    fit = solve.fitness(red, rho)
+    sigma2 = fit.rss / jnp.maximum(red.n - fit.trace, 1.0)
+    return SSANOVAFit(
+        model=model, structure=prob.structure,
+        hyper=Hyper(jnp.asarray(hyper.log_lambda, bl.c.dtype), jnp.asarray(hyper.log_theta, bl.c.dtype)),
+        domains=prob.domains, basis=prob.basis, shift_null=prob.shift_null, shift_pen=prob.shift_pen,
+        coef_null=d, coef_basis=c, chol_a=red.chol_a, ainv_b=red.ainv_b, post_basis=red.basis,
+        post_weights=solve.weights(red, rho), sigma2=sigma2,
+        score=solve.score(fit, red.n, model.score, model.alpha), df=fit.trace, rss=fit.rss, n=red.n)
+
+
+@dataclasses.dataclass(frozen=True)
+class SSANOVAFit:
+    """A fitted SS-ANOVA model (a pytree: ``jit``/``vmap`` friendly).
+
+    Attributes:
+      hyper: the smoothing parameters used.
+      coef_null: (m,) null-space coefficients; coef_basis: (q,) basis coefficients.
+      domains: (d, 2); basis: (q, d) scaled basis points.
+      sigma2: residual variance estimate RSS / (n - df).
+      score: the selection score at ``hyper``; df: tr A(lambda); rss; n.
+    """
+
+    model: SSANOVA
+    structure: terms.Structure
+    hyper: Hyper
+    domains: jax.Array
+    basis: jax.Array
+    shift_null: jax.Array
+    shift_pen: jax.Array
+    coef_null: jax.Array
+    coef_basis: jax.Array
+    chol_a: jax.Array
+    ainv_b: jax.Array
+    post_basis: jax.Array
+    post_weights: jax.Array
+    sigma2: jax.Array
+    score: jax.Array
+    df: jax.Array
+    rss: jax.Array
+    n: jax.Array
+
+    @property
+    def terms(self) -> tuple:
+        """Penalized component names, length K (the order of ``hyper.log_theta``)."""
+        return self.structure.names
+
+    def predict(self, x_new, se: bool = False):
+        """Posterior mean at ``x_new`` (m, d); with ``se=True`` also the Bayesian
+        standard errors (Wahba 1983), both (m,)."""
+        _, d = checks.float_matrix(x_new, "x_new")
+        if d != self.domains.shape[0]:
+            raise ValueError(f"x_new: expected {self.domains.shape[0]} columns like the training x, got {d}")
+        x_new = jnp.asarray(x_new, self.coef_basis.dtype)
+        if checks.is_concrete(x_new):
+            checks.finite(x_new, "x_new")
+        u = scale_rows(self.structure, x_new, self.domains)
+        theta = jnp.exp(self.hyper.log_theta)
+
+        def one_chunk(uc):
+            s, r = terms.features(self.structure, uc, self.basis, self.domains)
+            s = s - self.shift_null
+            r = jnp.einsum("i,icq->cq", theta, r - self.shift_pen[:, None, :], precision=_HI)
+            mean = jnp.matmul(s, self.coef_null, precision=_HI) + jnp.matmul(r, self.coef_basis, precision=_HI)
+            from jax.scipy.linalg import solve_triangular
+            w_null = solve_triangular(self.chol_a, s.T, lower=True)
+            v = jnp.matmul(r - jnp.matmul(s, self.ainv_b, precision=_HI), self.post_basis, precision=_HI)
+            var = jnp.sum(w_null * w_null, axis=0) + jnp.sum(v * v * self.post_weights, axis=1)
+            return mean, jnp.sqrt(jnp.maximum(self.sigma2 * var, 0.0))
+
+        batch = stats.default_chunk(u.shape[0], self.structure.k * self.basis.shape[0])
+        mean, sd = jax.lax.map(lambda row: one_chunk(row[None]), u, batch_size=batch)
+        mean, sd = mean[:, 0], sd[:, 0]
+        return (mean, sd) if se else mean
+
+
+jax.tree_util.register_dataclass(
+    SSANOVAFit,
+    data_fields=[f.name for f in dataclasses.fields(SSANOVAFit) if f.name not in ("model", "structure")],
+    meta_fields=["model", "structure"],
+)

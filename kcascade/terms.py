@@ -1,0 +1,120 @@
+"""ANOVA term structure: null-space columns and penalized components.
+
+A model with interactions up to order k has one term per non-empty subset of
+covariates of size <= k. Each covariate in a term contributes either one of
+its null functions or its penalized kernel; the all-null products join the
+null space (with the constant), every other product is one penalized
+component with its own reproducing kernel (DESIGN.md §1).
+
+Component names: the term's covariates joined by ``:`` (``x0:x1``); where a
+term has several components, a suffix lists each covariate's piece,
+``s`` for the smooth (penalized) kernel and ``p`` for a parametric null
+function (``p1``, ``p2``... when a marginal has several), e.g.
+``x0:x1[sp]`` = R_0(x0, z0) * k1(x1) k1(z1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax
+import jax.numpy as jnp
+
+from kcascade import kernels
+
+PENALIZED = -1  # piece index meaning "the marginal's penalized kernel"
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """The static term structure of one model.
+
+    Attributes:
+      marginals: one ``kernels.Marginal`` per covariate.
+      null: one entry per null-space column; each a tuple of
+        (covariate, null-function index); ``()`` is the constant.
+      components: one entry per penalized component; each a tuple of
+        (covariate, piece) with piece ``PENALIZED`` or a null-function index.
+      names: the components' names, length K.
+    """
+
+    marginals: tuple
+    null: tuple
+    components: tuple
+    names: tuple
+
+    @property
+    def m(self) -> int:
+        return len(self.null)
+
+    @property
+    def k(self) -> int:
+        return len(self.components)
+
+
+def _piece_label(marg, piece):
+    if piece == PENALIZED:
+        return "s"
+    return "p" if marg.n_null == 1 else f"p{piece + 1}"
+
+
+def build(marginals: tuple, order: int) -> Structure:
+    """Enumerate the terms of all interactions up to ``order``."""
+    d = len(marginals)
+    null = [()]
+    components, names = [], []
+    for size in range(1, order + 1):
+        for subset in itertools.combinations(range(d), size):
+            options = [list(range(marginals[v].n_null)) + [PENALIZED] for v in subset]
+            pieces_all = list(itertools.product(*options))
+            term_null = [p for p in pieces_all if PENALIZED not in p]
+            term_pen = [p for p in pieces_all if PENALIZED in p]
+            null.extend(tuple(zip(subset, p)) for p in term_null)
+            base = ":".join(f"x{v}" for v in subset)
+            for p in term_pen:
+                components.append(tuple(zip(subset, p)))
+                if len(term_pen) == 1:
+                    names.append(base)
+                else:
+                    names.append(base + "[" + "".join(
+                        _piece_label(marginals[v], pc) for v, pc in zip(subset, p)) + "]")
+    return Structure(tuple(marginals), tuple(null), tuple(components), tuple(names))
+
+
+def features(structure: Structure, u, basis, domains):
+    """Null-space columns and per-component kernel blocks at scaled points.
+
+    Args:
+      u: (c, d) scaled rows.
+      basis: (q, d) scaled basis points.
+      domains: (d, 2) covariate domains.
+    Returns:
+      s: (c, m) null-space columns (column 0 is the constant).
+      r: (K, c, q) kernel blocks R_beta(u_i, basis_j).
+    """
+    c = u.shape[0]
+    pen, null_u, null_b = {}, {}, {}
+    for v, marg in enumerate(structure.marginals):
+        pen[v] = kernels.gram(marg, u[:, v], basis[:, v], domains[v])
+        if marg.n_null:
+            null_u[v] = _vnull(marg, u[:, v])
+            null_b[v] = _vnull(marg, basis[:, v])
+    ones = jnp.ones((c,), u.dtype)
+    s_cols = []
+    for col in structure.null:
+        val = ones
+        for v, j in col:
+            val = val * null_u[v][:, j]
+        s_cols.append(val)
+    blocks = []
+    for comp in structure.components:
+        block = None
+        for v, piece in comp:
+            part = pen[v] if piece == PENALIZED else null_u[v][:, piece, None] * null_b[v][None, :, piece]
+            block = part if block is None else block * part
+        blocks.append(block)
+    return jnp.stack(s_cols, axis=1), jnp.stack(blocks, axis=0)
+
+
+def _vnull(marg, col):
+    return jax.vmap(marg.null)(col)
