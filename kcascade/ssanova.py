@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.scipy.linalg import solve_triangular
 
 from kcascade import checks, kernels, solve, stats, terms
 
@@ -110,63 +111,50 @@ class SSANOVA:
         Returns:
           An ``SSANOVAFit`` (a pytree).
         """
-        prob = self._problem(x, y, key, hyper)
-        if hyper is None:
-            full = stats.accumulate(prob.full_features, prob.u, prob.y, chunk=prob.chunk(prob.structure.k))
-            hyper = _select(full, prob, self)
-            bl = solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta))
-        else:
-            theta = jnp.exp(hyper.log_theta)
-            narrow = stats.accumulate(lambda uc: prob.narrow_features(uc, theta), prob.u, prob.y,
-                                      chunk=prob.chunk(1))
-            pen = jnp.einsum("i,iab->ab", theta, prob.pen_blocks, precision=_HI)
-            bl = solve.blocks_from_stats(*narrow, prob.structure.m, pen)
-        return _finish(self, prob, bl, hyper)
+        x, y = self._validate(x, y, hyper)
+        return _fit_jit(self, x, y, key, hyper)
 
     def score_at(self, x, y, hyper: Hyper, *, key):
         """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
         same basis points as ``fit`` draws from ``key``."""
-        prob = self._problem(x, y, key, hyper)
-        theta = jnp.exp(hyper.log_theta)
-        narrow = stats.accumulate(lambda uc: prob.narrow_features(uc, theta), prob.u, prob.y,
-                                  chunk=prob.chunk(1))
-        pen = jnp.einsum("i,iab->ab", theta, prob.pen_blocks, precision=_HI)
-        red = solve.reduce(solve.blocks_from_stats(*narrow, prob.structure.m, pen))
-        fit = solve.fitness(red, solve.rho_of(red, hyper.log_lambda))
-        return solve.score(fit, red.n, self.score, self.alpha)
+        x, y = self._validate(x, y, hyper)
+        return _score_jit(self, x, y, key, hyper)
 
-    def _problem(self, x, y, key, hyper):
+    def _validate(self, x, y, hyper):
+        """Shape, dtype and value checks; returns x and y as arrays of one float dtype."""
         n, d = checks.float_matrix(x, "x")
         checks.float_vector(y, "y", n, "n = x.shape[0]")
         structure = self.structure(d)
-        q = self.n_basis if self.n_basis is not None else default_n_basis(n)
+        q = self.n_basis_for(n)
         if n < q + structure.m:
             raise ValueError(
                 f"x: expected at least n_basis + null-space size = {q} + {structure.m} = "
                 f"{q + structure.m} rows, got n = {n}")
         if hyper is not None:
             _check_hyper(hyper, structure.k)
-        x = jnp.asarray(x)
-        dtype = jnp.result_type(y) if jnp.issubdtype(jnp.result_type(y), jnp.floating) else jnp.result_type(float)
-        x = x.astype(dtype)
-        y = jnp.asarray(y, dtype)
-        concrete = checks.is_concrete(x, y)
-        if concrete:
-            checks.finite(x, "x")
-            checks.finite(y, "y")
-        domains = self._domains(x, structure, concrete)
-        return _Problem(self, structure, x, y, domains, q, key)
-
-    def _domains(self, x, structure, concrete):
-        d = x.shape[1]
         given = self.domains if self.domains is not None else (None,) * d
         if len(given) != d:
             raise ValueError(f"domains: expected {d} entries (one per column of x), got {len(given)}")
+        ydt = jnp.result_type(y)
+        dtype = ydt if jnp.issubdtype(ydt, jnp.floating) else jnp.result_type(float)
+        x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+        if checks.is_concrete(x, y):
+            checks.finite(x, "x")
+            checks.finite(y, "y")
+            xn = np.asarray(x)
+            for v, (marg, dom) in enumerate(zip(structure.marginals, given)):
+                _check_column(xn[:, v], v, marg, dom)
+        return x, y
+
+    def n_basis_for(self, n: int) -> int:
+        return self.n_basis if self.n_basis is not None else default_n_basis(n)
+
+    def domains_of(self, x, structure):
+        """(d, 2) domains: given ones, else the data range widened 5% each side."""
+        given = self.domains if self.domains is not None else (None,) * x.shape[1]
         rows = []
         for v, (marg, dom) in enumerate(zip(structure.marginals, given)):
             col = x[:, v]
-            if concrete:
-                _check_column(np.asarray(col), v, marg, dom)
             if marg.name == "nominal":
                 levels = dom if dom is not None else jnp.max(col) + 1
                 rows.append(jnp.stack([jnp.zeros((), x.dtype), jnp.asarray(levels, x.dtype)]))
@@ -216,13 +204,41 @@ def _check_hyper(hyper, k):
         checks.finite(hyper.log_theta, "hyper.log_theta")
 
 
+def _fit_impl(model, x, y, key, hyper):
+    prob = _Problem(model, x, y, key)
+    if hyper is None:
+        full = stats.accumulate(prob.full_features, prob.u, prob.y, chunk=prob.chunk(prob.structure.k))
+        hyper = _select(full, prob, model)
+        bl = solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta))
+    else:
+        bl = prob.narrow_blocks(hyper)
+    return _finish(model, prob, bl, hyper)
+
+
+def _score_impl(model, x, y, key, hyper):
+    prob = _Problem(model, x, y, key)
+    red = solve.reduce(prob.narrow_blocks(hyper))
+    fit = solve.fitness(red, solve.rho_of(red, hyper.log_lambda))
+    return solve.score(fit, red.n, model.score, model.alpha)
+
+
+_fit_jit = jax.jit(_fit_impl, static_argnums=0)
+_score_jit = jax.jit(_score_impl, static_argnums=0)
+
+
 class _Problem:
     """Scaled data, basis points and feature maps of one fit."""
 
-    def __init__(self, model, structure, x, y, domains, q, key):
-        self.model, self.structure, self.y, self.domains = model, structure, y, domains
+    def __init__(self, model, x, y, key):
+        self.model, self.y = model, y
+        self.structure = structure = model.structure(x.shape[1])
+        self.domains = domains = model.domains_of(x, structure)
         self.u = scale_rows(structure, x, domains)
-        idx = jax.random.choice(key, x.shape[0], (q,), replace=False)
+        q = model.n_basis_for(x.shape[0])
+        # Draw from the rows in lexicographic order so that the fit does not
+        # depend on how the rows happen to be ordered.
+        ranked = jnp.lexsort(tuple(x[:, v] for v in reversed(range(x.shape[1]))))
+        idx = ranked[jax.random.choice(key, x.shape[0], (q,), replace=False)]
         self.basis = self.u[idx]
         s_b, r_b = terms.features(structure, self.basis, self.basis, domains)
         # Shifting every non-constant column by its mean over the basis rows
@@ -245,6 +261,14 @@ class _Problem:
         s, r = self._shifted(uc)
         return jnp.concatenate([s, jnp.einsum("i,icq->cq", theta, r, precision=_HI)], axis=1)
 
+    def narrow_blocks(self, hyper) -> solve.Blocks:
+        """One pass of statistics with theta built into the features (width m + q)."""
+        theta = jnp.exp(hyper.log_theta)
+        narrow = stats.accumulate(lambda uc: self.narrow_features(uc, theta), self.u, self.y,
+                                  chunk=self.chunk(1))
+        pen = jnp.einsum("i,iab->ab", theta, self.pen_blocks, precision=_HI)
+        return solve.blocks_from_stats(*narrow, self.structure.m, pen)
+
     def full_features(self, uc):
         s, r = self._shifted(uc)
         return jnp.concatenate([s, jnp.transpose(r, (1, 0, 2)).reshape(uc.shape[0], -1)], axis=1)
@@ -259,10 +283,24 @@ def scale_rows(structure, x, domains):
 
 _LOG_RHO_GRID = np.linspace(-12.0, 4.0, 81) * np.log(10.0)
 _ROUNDS = 3
+# A component whose theta is below e^-20 (2e-9) of the largest contributes
+# nothing float64 can resolve; bounding the spread keeps the problem scaled.
+THETA_SPREAD = 20.0
+
+
+def canonical_log_theta(v):
+    """Centred log theta with the spread bounded below the largest by THETA_SPREAD."""
+    lt = v - jnp.mean(v)
+    return jnp.maximum(lt, jnp.max(lt) - THETA_SPREAD)
 
 
 def _select(full, prob, model) -> Hyper:
-    """Grid over log lambda at theta = 1, then L-BFGS over all log theta."""
+    """Grid over log lambda at theta = 1, then L-BFGS over (log lambda, log theta).
+
+    log theta is optimised through ``canonical_log_theta`` (centred), which
+    removes the direction in which lambda and a common factor of the thetas
+    trade off and leaves no flat valley for the optimiser to wander in.
+    """
     m, k = prob.structure.m, prob.structure.k
     n = full.n
     dtype = full.ztz.dtype
@@ -270,32 +308,30 @@ def _select(full, prob, model) -> Hyper:
     def blocks(log_theta):
         return solve.blocks_from_full(*full, m, prob.pen_blocks, jnp.exp(log_theta))
 
-    def exact_score(log_lambda, log_theta):
-        red = solve.reduce(blocks(log_theta))
-        return solve.score(solve.fitness(red, solve.rho_of(red, log_lambda)), n, model.score, model.alpha)
+    def exact_score(p):
+        red = solve.reduce(blocks(canonical_log_theta(p[1:])))
+        return solve.score(solve.fitness(red, solve.rho_of(red, p[0])), n, model.score, model.alpha)
 
-    u0 = jnp.zeros((k,), dtype)
-    red0 = solve.reduce(blocks(u0))
+    red0 = solve.reduce(blocks(jnp.zeros((k,), dtype)))
     grid = jnp.asarray(_LOG_RHO_GRID, dtype)
     scores = jax.vmap(lambda lr: solve.score(solve.fitness(red0, jnp.exp(lr)), n, model.score, model.alpha))(grid)
-    best = jnp.argmin(scores)
-    log_lambda0 = grid[best] + jnp.log(red0.scale / n)
-    grid_score = exact_score(log_lambda0, u0)
+    p0 = jnp.zeros((k + 1,), dtype).at[0].set(grid[jnp.argmin(scores)] + jnp.log(red0.scale / n))
+    grid_score = exact_score(p0)
 
-    u = u0
+    p = p0
     for _ in range(_ROUNDS):
-        frozen = solve.freeze(solve.reduce(blocks(u)))
+        frozen = solve.freeze(solve.reduce(blocks(canonical_log_theta(p[1:]))))
 
-        def objective(lt, frozen=frozen):
-            f = solve.fitness_in_frozen(blocks(jnp.clip(lt, -40.0, 40.0)), frozen, log_lambda0)
+        def objective(pp, frozen=frozen):
+            f = solve.fitness_in_frozen(blocks(canonical_log_theta(pp[1:])), frozen, pp[0])
             return solve.score(f, n, model.score, model.alpha)
 
-        u = _lbfgs(objective, u, model.max_steps)
-    refined_score = exact_score(log_lambda0, u)
-    better = jnp.isfinite(refined_score) & (refined_score <= grid_score)
-    u = jnp.where(better, u, u0)
-    shift = jnp.mean(u)
-    return Hyper(log_lambda0 - shift, u - shift)
+        p = _lbfgs(objective, p, model.max_steps)
+    refined_score = exact_score(p)
+    p = jnp.where(jnp.isfinite(refined_score) & (refined_score <= grid_score), p, p0)
+    log_theta = canonical_log_theta(p[1:])
+    shift = jnp.mean(log_theta)
+    return Hyper(p[0] - shift, log_theta - shift)
 
 
 def _lbfgs(fun, x0, max_steps):
@@ -382,24 +418,27 @@ class SSANOVAFit:
         x_new = jnp.asarray(x_new, self.coef_basis.dtype)
         if checks.is_concrete(x_new):
             checks.finite(x_new, "x_new")
-        u = scale_rows(self.structure, x_new, self.domains)
-        theta = jnp.exp(self.hyper.log_theta)
-
-        def one_chunk(uc):
-            s, r = terms.features(self.structure, uc, self.basis, self.domains)
-            s = s - self.shift_null
-            r = jnp.einsum("i,icq->cq", theta, r - self.shift_pen[:, None, :], precision=_HI)
-            mean = jnp.matmul(s, self.coef_null, precision=_HI) + jnp.matmul(r, self.coef_basis, precision=_HI)
-            from jax.scipy.linalg import solve_triangular
-            w_null = solve_triangular(self.chol_a, s.T, lower=True)
-            v = jnp.matmul(r - jnp.matmul(s, self.ainv_b, precision=_HI), self.post_basis, precision=_HI)
-            var = jnp.sum(w_null * w_null, axis=0) + jnp.sum(v * v * self.post_weights, axis=1)
-            return mean, jnp.sqrt(jnp.maximum(self.sigma2 * var, 0.0))
-
-        batch = stats.default_chunk(u.shape[0], self.structure.k * self.basis.shape[0])
-        mean, sd = jax.lax.map(lambda row: one_chunk(row[None]), u, batch_size=batch)
-        mean, sd = mean[:, 0], sd[:, 0]
+        mean, sd = _predict_jit(self, x_new)
         return (mean, sd) if se else mean
+
+
+def _predict_impl(fit: SSANOVAFit, x_new):
+    u = scale_rows(fit.structure, x_new, fit.domains)
+    theta = jnp.exp(fit.hyper.log_theta)
+
+    def one_chunk(uc):
+        s, r = terms.features(fit.structure, uc, fit.basis, fit.domains)
+        s = s - fit.shift_null
+        r = jnp.einsum("i,icq->cq", theta, r - fit.shift_pen[:, None, :], precision=_HI)
+        mean = jnp.matmul(s, fit.coef_null, precision=_HI) + jnp.matmul(r, fit.coef_basis, precision=_HI)
+        w_null = solve_triangular(fit.chol_a, s.T, lower=True)
+        v = jnp.matmul(r - jnp.matmul(s, fit.ainv_b, precision=_HI), fit.post_basis, precision=_HI)
+        var = jnp.sum(w_null * w_null, axis=0) + jnp.sum(v * v * fit.post_weights, axis=1)
+        return mean, jnp.sqrt(jnp.maximum(fit.sigma2 * var, 0.0))
+
+    batch = stats.default_chunk(u.shape[0], fit.structure.k * fit.basis.shape[0])
+    mean, sd = jax.lax.map(lambda row: one_chunk(row[None]), u, batch_size=batch)
+    return mean[:, 0], sd[:, 0]
 
 
 jax.tree_util.register_dataclass(
@@ -407,3 +446,5 @@ jax.tree_util.register_dataclass(
     data_fields=[f.name for f in dataclasses.fields(SSANOVAFit) if f.name not in ("model", "structure")],
     meta_fields=["model", "structure"],
 )
+
+_predict_jit = jax.jit(_predict_impl)
