@@ -34,6 +34,10 @@ class Hyper(NamedTuple):
     log_lambda: jax.Array
     log_theta: jax.Array
 
+    def transferred(self, delta_log):
+        """The same hyperparameters with lambda multiplied by exp(delta_log)."""
+        return self._replace(log_lambda=self.log_lambda + delta_log)
+
 
 def default_n_basis(n: int) -> int:
     """q = max(30, ceil(10 n^{2/9})), capped at n (gss's rule)."""
@@ -100,7 +104,29 @@ class SSANOVA:
         return terms.build(self.marginals_for(d), self.order)
 
     # -- fitting -------------------------------------------------------------
-    def fit(self, x, y, *, key, hyper: Hyper | None = None) -> "SSANOVAFit":
+    def default_law(self, d: int):
+        """The smoothing-spline law lambda ~ n^{-r/(pr+1)}: r = 4 for cubic
+        (and periodic) splines, r = 2 for linear splines (the slowest
+        eigenvalue decay among the marginals), p = 2."""
+        from kcascade import laws
+
+        r = 2.0 if "linear" in (self.marginals if isinstance(self.marginals, tuple) else (self.marginals,)) else 4.0
+        return laws.smoothing_spline(r=r, p=2.0)
+
+    @staticmethod
+    def scale_of(hyper: Hyper):
+        """The scale parameter a scaling law acts on: log lambda."""
+        return hyper.log_lambda
+
+    def min_rows(self, d: int) -> int:
+        """The fewest rows a fit accepts: basis size plus null-space size."""
+        m = self.structure(d).m
+        n = m + 30
+        while n < self.n_basis_for(n) + m:
+            n += 1
+        return max(n, self.n_basis_for(n) + m) if self.n_basis is not None else n
+
+    def fit(self, x, y, *, key, hyper: Hyper | None = None, init: Hyper | None = None) -> "SSANOVAFit":
         """Fit; select lambda and all theta unless ``hyper`` is given.
 
         Args:
@@ -108,11 +134,27 @@ class SSANOVA:
           y: (n,) float responses.
           key: a ``jax.random`` key; draws the basis points.
           hyper: fixed smoothing parameters; then one solve, no search.
+          init: a starting point for the selection instead of the lambda grid
+            (e.g. values transferred from a smaller sample).
         Returns:
           An ``SSANOVAFit`` (a pytree).
         """
+        if hyper is not None and init is not None:
+            raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
+        x, y = self._validate(x, y, hyper if hyper is not None else init)
+        return _fit_jit(self, x, y, key, hyper, init)
+
+    def refine(self, x, y, hyper: Hyper, *, key, steps: int) -> Hyper:
+        """``steps`` L-BFGS steps of this model's score on (x, y), from ``hyper``.
+
+        Each score evaluation is one pass over the rows (statistics of width
+        m + q), so the cost is a few teacher fits per step. Returns the
+        better of the start and the end point.
+        """
+        if not (isinstance(steps, (int, np.integer)) and steps >= 1):
+            raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
         x, y = self._validate(x, y, hyper)
-        return _fit_jit(self, x, y, key, hyper)
+        return _refine_jit(self, x, y, key, hyper, int(steps))
 
     def score_at(self, x, y, hyper: Hyper, *, key):
         """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
@@ -204,11 +246,11 @@ def _check_hyper(hyper, k):
         checks.finite(hyper.log_theta, "hyper.log_theta")
 
 
-def _fit_impl(model, x, y, key, hyper):
+def _fit_impl(model, x, y, key, hyper, init):
     prob = _Problem(model, x, y, key)
     if hyper is None:
         full = stats.accumulate(prob.full_features, prob.u, prob.y, chunk=prob.chunk(prob.structure.k))
-        hyper = _select(full, prob, model)
+        hyper = _select(full, prob, model, init)
         bl = solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta))
     else:
         bl = prob.narrow_blocks(hyper)
@@ -222,7 +264,34 @@ def _score_impl(model, x, y, key, hyper):
     return solve.score(fit, red.n, model.score, model.alpha)
 
 
+def _refine_impl(model, x, y, key, hyper, steps):
+    prob = _Problem(model, x, y, key)
+    n = prob.u.shape[0]
+
+    def unpack(p):
+        return Hyper(p[0], canonical_log_theta(p[1:]))
+
+    p0 = jnp.concatenate([jnp.reshape(hyper.log_lambda, (1,)), hyper.log_theta]).astype(prob.y.dtype)
+    red0 = solve.reduce(prob.narrow_blocks(unpack(p0)))
+    frozen = solve.freeze(red0)
+
+    def objective(p):
+        f = solve.fitness_in_frozen(prob.narrow_blocks(unpack(p)), frozen, p[0])
+        return solve.score(f, n, model.score, model.alpha)
+
+    def exact(p):
+        red = solve.reduce(prob.narrow_blocks(unpack(p)))
+        return solve.score(solve.fitness(red, solve.rho_of(red, p[0])), n, model.score, model.alpha)
+
+    p = _lbfgs(objective, p0, steps)
+    keep = jnp.isfinite(exact(p)) & (exact(p) <= exact(p0))
+    h = unpack(jnp.where(keep, p, p0))
+    shift = jnp.mean(h.log_theta)
+    return Hyper(h.log_lambda - shift, h.log_theta - shift)
+
+
 _fit_jit = jax.jit(_fit_impl, static_argnums=0)
+_refine_jit = jax.jit(_refine_impl, static_argnums=(0, 5))
 _score_jit = jax.jit(_score_impl, static_argnums=0)
 
 
@@ -294,7 +363,7 @@ def canonical_log_theta(v):
     return jnp.maximum(lt, jnp.max(lt) - THETA_SPREAD)
 
 
-def _select(full, prob, model) -> Hyper:
+def _select(full, prob, model, init=None) -> Hyper:
     """Grid over log lambda at theta = 1, then L-BFGS over (log lambda, log theta).
 
     log theta is optimised through ``canonical_log_theta`` (centred), which
@@ -312,10 +381,13 @@ def _select(full, prob, model) -> Hyper:
         red = solve.reduce(blocks(canonical_log_theta(p[1:])))
         return solve.score(solve.fitness(red, solve.rho_of(red, p[0])), n, model.score, model.alpha)
 
-    red0 = solve.reduce(blocks(jnp.zeros((k,), dtype)))
-    grid = jnp.asarray(_LOG_RHO_GRID, dtype)
-    scores = jax.vmap(lambda lr: solve.score(solve.fitness(red0, jnp.exp(lr)), n, model.score, model.alpha))(grid)
-    p0 = jnp.zeros((k + 1,), dtype).at[0].set(grid[jnp.argmin(scores)] + jnp.log(red0.scale / n))
+    if init is None:
+        red0 = solve.reduce(blocks(jnp.zeros((k,), dtype)))
+        grid = jnp.asarray(_LOG_RHO_GRID, dtype)
+        scores = jax.vmap(lambda lr: solve.score(solve.fitness(red0, jnp.exp(lr)), n, model.score, model.alpha))(grid)
+        p0 = jnp.zeros((k + 1,), dtype).at[0].set(grid[jnp.argmin(scores)] + jnp.log(red0.scale / n))
+    else:
+        p0 = jnp.concatenate([jnp.reshape(init.log_lambda, (1,)), init.log_theta]).astype(dtype)
     grid_score = exact_score(p0)
 
     p = p0

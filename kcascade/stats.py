@@ -42,6 +42,7 @@ def accumulate(feature_fn: Callable, x, y, *, chunk: int) -> Stats:
     ys = yp.reshape((n_chunks, chunk))
     ws = weight.reshape((n_chunks, chunk))
 
+    @jax.checkpoint  # reverse mode keeps one carry per chunk, not the features
     def body(carry, batch):
         ztz, zty = carry
         xc, yc, wc = batch
