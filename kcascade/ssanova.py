@@ -481,26 +481,47 @@ class SSANOVAFit:
         """Penalized component names, length K (the order of ``hyper.log_theta``)."""
         return self.structure.names
 
-    def predict(self, x_new, se: bool = False):
+    def predict(self, x_new, se: bool = False, terms=None):
         """Posterior mean at ``x_new`` (m, d); with ``se=True`` also the Bayesian
-        standard errors (Wahba 1983), both (m,)."""
+        standard errors (Wahba 1983), both (m,).
+
+        ``terms``: None for the whole function, or term names (``"x0"``,
+        ``"x0:x1"``) to evaluate only those ANOVA terms: their penalized
+        components and their null-space columns, without the constant. Term
+        effects are centred on the basis points' mean.
+        """
         _, d = checks.float_matrix(x_new, "x_new")
         if d != self.domains.shape[0]:
             raise ValueError(f"x_new: expected {self.domains.shape[0]} columns like the training x, got {d}")
         x_new = jnp.asarray(x_new, self.coef_basis.dtype)
         if checks.is_concrete(x_new):
             checks.finite(x_new, "x_new")
-        mean, sd = _predict_jit(self, x_new)
+        null_mask, comp_mask = self._term_masks(terms)
+        mean, sd = _predict_jit(self, x_new, null_mask, comp_mask)
         return (mean, sd) if se else mean
 
+    def _term_masks(self, terms):
+        st = self.structure
+        if terms is None:
+            return jnp.ones((st.m,)), jnp.ones((st.k,))
+        names = (terms,) if isinstance(terms, str) else tuple(terms)
+        bases = {nm.split("[")[0] for nm in st.names}
+        for nm in names:
+            if nm not in bases:
+                raise ValueError(f"terms: unknown term {nm!r}; expected names from {sorted(bases)}")
+        wanted = {tuple(int(v[1:]) for v in nm.split(":")) for nm in names}
+        null_mask = [float(tuple(v for v, _ in col) in wanted) for col in st.null]
+        comp_mask = [float(tuple(v for v, _ in comp) in wanted) for comp in st.components]
+        return jnp.asarray(null_mask), jnp.asarray(comp_mask)
 
-def _predict_impl(fit: SSANOVAFit, x_new):
+
+def _predict_impl(fit: SSANOVAFit, x_new, null_mask, comp_mask):
     u = scale_rows(fit.structure, x_new, fit.domains)
-    theta = jnp.exp(fit.hyper.log_theta)
+    theta = jnp.exp(fit.hyper.log_theta) * comp_mask.astype(x_new.dtype)
 
     def one_chunk(uc):
         s, r = terms.features(fit.structure, uc, fit.basis, fit.domains)
-        s = s - fit.shift_null
+        s = (s - fit.shift_null) * null_mask.astype(x_new.dtype)
         r = jnp.einsum("i,icq->cq", theta, r - fit.shift_pen[:, None, :], precision=_HI)
         mean = jnp.matmul(s, fit.coef_null, precision=_HI) + jnp.matmul(r, fit.coef_basis, precision=_HI)
         w_null = solve_triangular(fit.chol_a, s.T, lower=True)

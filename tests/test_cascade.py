@@ -1,0 +1,69 @@
+"""kc.cascade: student selection, transfer, one teacher fit."""
+import jax
+import numpy as np
+import pytest
+
+import kcascade as kc
+
+MODEL = kc.SSANOVA(order=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y, f = kc.datasets.sine_interaction(jax.random.key(7), 4000)
+    xt, _, ft = kc.datasets.sine_interaction(jax.random.key(8), 2000)
+    return tuple(map(np.asarray, (x, y, f, xt, ft)))
+
+
+def test_cascade_pipeline(data):
+    x, y, _, xt, ft = data
+    res = kc.cascade(MODEL, x, y, key=jax.random.key(0))
+    assert res.n == 4000 and res.n_student == kc.student_size(4000)
+    assert res.student.n == res.n_student and res.teacher.n == 4000
+    # the teacher sits exactly at the transferred hyperparameters
+    expect = kc.transfer(res.hyper_student, kc.laws.smoothing_spline(), res.n_student, 4000)
+    np.testing.assert_allclose(float(res.hyper_teacher.log_lambda), float(expect.log_lambda))
+    np.testing.assert_allclose(np.asarray(res.teacher.hyper.log_theta), np.asarray(res.hyper_student.log_theta))
+    assert set(res.timings) == {"student", "transfer", "refine", "teacher", "total"}
+    assert all(v >= 0 for v in res.timings.values())
+    # more data at transferred smoothing beats the student alone
+    mse = lambda fit: np.mean((np.asarray(fit.predict(xt)) - ft) ** 2)  # noqa: E731
+    assert mse(res.teacher) < mse(res.student)
+    # and lands near full-sample selection
+    full = MODEL.fit(x, y, key=jax.random.key(0))
+    assert mse(res.teacher) < 2.0 * mse(full)
+
+
+def test_multistage_and_custom_law(data):
+    x, y, *_ = data
+    res = kc.cascade(MODEL, x, y, key=jax.random.key(1), stages=(200, 500), law=kc.laws.power(-0.5))
+    assert [s for s, _ in res.stages] == [200, 500] and res.n_student == 500
+    np.testing.assert_allclose(float(res.hyper_teacher.log_lambda),
+                               float(res.hyper_student.log_lambda) - 0.5 * np.log(4000 / 500))
+
+
+def test_refine_does_not_worsen_teacher_score(data):
+    x, y, *_ = data
+    key = jax.random.key(2)
+    plain = kc.cascade(MODEL, x, y, key=key)
+    refined = kc.cascade(MODEL, x, y, key=key, refine=2)
+    _, _, k_teacher = jax.random.split(key, 3)
+    before = float(MODEL.score_at(x, y, plain.hyper_teacher, key=k_teacher))
+    after = float(MODEL.score_at(x, y, refined.hyper_teacher, key=k_teacher))
+    assert after <= before * (1 + 1e-9)
+    assert refined.timings["refine"] > 0
+
+
+def test_cascade_errors(data):
+    x, y, *_ = data
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"stages: expected strictly increasing sizes, got \(500, 200\)"):
+        kc.cascade(MODEL, x, y, key=key, stages=(500, 200))
+    with pytest.raises(ValueError, match=r"n_student: expected integers in \[1, n = 4000\], got 5000"):
+        kc.cascade(MODEL, x, y, key=key, n_student=5000)
+    with pytest.raises(ValueError, match=r"refine: expected an integer >= 0, got -1"):
+        kc.cascade(MODEL, x, y, key=key, refine=-1)
+    with pytest.raises(ValueError, match=r"law: expected a kcascade.laws.Law, got str"):
+        kc.cascade(MODEL, x, y, key=key, law="fast")
+    with pytest.raises(ValueError, match=r"stages: give either n_student or stages"):
+        kc.cascade(MODEL, x, y, key=key, n_student=300, stages=(300,))

@@ -1,0 +1,25 @@
+"""The notebooks run top to bottom (small sizes)."""
+import json
+import os
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+HERE = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+
+
+@pytest.mark.parametrize("name,env", [("cascade.ipynb", {"KCASCADE_NB_N": "3000"})])
+def test_notebook_runs(name, env, monkeypatch):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with open(os.path.join(HERE, name)) as fh:
+        nb = json.load(fh)
+    namespace = {"__name__": "__notebook__"}
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        src = "".join(cell["source"])
+        exec(compile(src, f"{name}[cell {i}]", "exec"), namespace)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    assert namespace["res"].teacher.n == 3000
