@@ -15,6 +15,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-full", action="store_true", help="skip full-sample selection")
     ap.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="do not keep compiled programs in ~/.cache/kcascade (or $KCASCADE_CACHE)")
     args = ap.parse_args(argv)
     if not args.float32:
         jax.config.update("jax_enable_x64", True)
@@ -22,6 +24,8 @@ def main(argv=None):
 
     import kcascade as kc
 
+    if not args.no_cache:
+        kc.enable_compilation_cache()
     k_data, k_test, k_fit = jax.random.split(jax.random.key(args.seed), 3)
     x, y, _ = kc.datasets.sine_interaction(k_data, args.n)
     x_test, _, f_test = kc.datasets.sine_interaction(k_test, 10000)

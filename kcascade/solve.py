@@ -89,15 +89,22 @@ def rel_tol(dtype) -> float:
     return float(jnp.finfo(dtype).eps) * 1e3
 
 
-def reduce(bl: Blocks) -> Reduced:
-    m = bl.a.shape[0]
-    dtype = bl.c.dtype
+def _eliminate_null(bl: Blocks):
+    """Schur complement of the unpenalized block: (chol A, A^{-1}B, A^{-1}g1,
+    C_s = C - B'A^{-1}B, g_s = g2 - B'A^{-1}g1, r0 = y'y - g1'A^{-1}g1)."""
     chol_a = jnp.linalg.cholesky(bl.a)
     ainv_b = cho_solve((chol_a, True), bl.b)
     ainv_g1 = cho_solve((chol_a, True), bl.g1)
     cs = _sym(bl.c - _mm(bl.b.T, ainv_b))
     gs = bl.g2 - _mm(ainv_b.T, bl.g1)
     r0 = bl.yy - jnp.dot(bl.g1, ainv_g1)
+    return chol_a, ainv_b, ainv_g1, cs, gs, r0
+
+
+def reduce(bl: Blocks) -> Reduced:
+    m = bl.a.shape[0]
+    dtype = bl.c.dtype
+    chol_a, ainv_b, ainv_g1, cs, gs, r0 = _eliminate_null(bl)
     tiny = jnp.finfo(dtype).tiny
     scale = jnp.maximum(jnp.trace(cs), tiny) / jnp.maximum(jnp.trace(bl.pen), tiny)
     w, u = jnp.linalg.eigh(cs + scale * bl.pen)
@@ -193,12 +200,7 @@ def fitness_in_frozen(bl: Blocks, fr: Frozen, log_lambda) -> Fitness:
     """
     m = bl.a.shape[0]
     dtype = bl.c.dtype
-    chol_a = jnp.linalg.cholesky(bl.a)
-    ainv_b = cho_solve((chol_a, True), bl.b)
-    ainv_g1 = cho_solve((chol_a, True), bl.g1)
-    cs = _sym(bl.c - _mm(bl.b.T, ainv_b))
-    gs = bl.g2 - _mm(ainv_b.T, bl.g1)
-    r0 = bl.yy - jnp.dot(bl.g1, ainv_g1)
+    chol_a, ainv_b, ainv_g1, cs, gs, r0 = _eliminate_null(bl)
     kb = fr.basis
     chat = _sym(_mm(_mm(kb.T, cs), kb))
     qhat = _sym(_mm(_mm(kb.T, bl.pen), kb)) * fr.scale
@@ -216,9 +218,3 @@ def fitness_in_frozen(bl: Blocks, fr: Frozen, log_lambda) -> Fitness:
     cq = jnp.linalg.cholesky(rho * qhat + void + jitter * eye)
     logdet = 2.0 * (jnp.sum(jnp.log(jnp.diag(ch))) - jnp.sum(jnp.log(jnp.diag(cq))))
     return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)
-
-
-def posterior_sd_parts(red: Reduced, rho):
-    """Pieces for Bayesian standard errors: ``var = sigma2 (|L_A^{-1} s|^2 + sum w v^2)``,
-    v = K'(r - B'A^{-1} s). Returns (chol_a, ainv_b, basis, w)."""
-    return red.chol_a, red.ainv_b, red.basis, weights(red, rho)

@@ -120,11 +120,10 @@ class SSANOVA:
 
     def min_rows(self, d: int) -> int:
         """The fewest rows a fit accepts: basis size plus null-space size."""
-        m = self.structure(d).m
-        n = m + 30
+        m, n = self.structure(d).m, 1
         while n < self.n_basis_for(n) + m:
             n += 1
-        return max(n, self.n_basis_for(n) + m) if self.n_basis is not None else n
+        return n
 
     def fit(self, x, y, *, key, hyper: Hyper | None = None, init: Hyper | None = None) -> "SSANOVAFit":
         """Fit; select lambda and all theta unless ``hyper`` is given.
@@ -334,7 +333,7 @@ class _Problem:
         """One pass of statistics with theta built into the features (width m + q)."""
         theta = jnp.exp(hyper.log_theta)
         narrow = stats.accumulate(lambda uc: self.narrow_features(uc, theta), self.u, self.y,
-                                  chunk=self.chunk(1))
+                                  chunk=self.chunk(self.structure.k))  # features hold K blocks per chunk
         pen = jnp.einsum("i,iab->ab", theta, self.pen_blocks, precision=_HI)
         return solve.blocks_from_stats(*narrow, self.structure.m, pen)
 
@@ -390,15 +389,18 @@ def _select(full, prob, model, init=None) -> Hyper:
         p0 = jnp.concatenate([jnp.reshape(init.log_lambda, (1,)), init.log_theta]).astype(dtype)
     grid_score = exact_score(p0)
 
-    p = p0
-    for _ in range(_ROUNDS):
+    def one_round(_, p):
+        # Re-freeze the basis at the current point, so that the Cholesky of
+        # each round works on a nearly diagonal system.
         frozen = solve.freeze(solve.reduce(blocks(canonical_log_theta(p[1:]))))
 
-        def objective(pp, frozen=frozen):
+        def objective(pp):
             f = solve.fitness_in_frozen(blocks(canonical_log_theta(pp[1:])), frozen, pp[0])
             return solve.score(f, n, model.score, model.alpha)
 
-        p = _lbfgs(objective, p, model.max_steps)
+        return _lbfgs(objective, p, model.max_steps)
+
+    p = jax.lax.fori_loop(0, _ROUNDS, one_round, p0)
     refined_score = exact_score(p)
     p = jnp.where(jnp.isfinite(refined_score) & (refined_score <= grid_score), p, p0)
     log_theta = canonical_log_theta(p[1:])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kcascade as kc
-from tests import reference
+import reference  # tests/reference.py (pytest puts tests/ on sys.path)
 
 
 def _data(seed=0, n=300):
