@@ -63,8 +63,24 @@ def cascade_tables(payload, cold=None):
     return "\n".join(out)
 
 
+def combined_plot(names, path):
+    """One PNG over all sizes of several runs of the cascade benchmark."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import ssanova_cascade
+
+    table, machine = [], None
+    for name in names:
+        with open(os.path.join(RESULTS, name)) as fh:
+            payload = json.load(fh)
+        table += payload["summary"]
+        machine = payload["machine"]
+    ssanova_cascade.plot(sorted(table, key=lambda r: r["n"]), path, machine)
+
+
 def main():
-    names = sys.argv[1:] or ["ssanova_cascade.json"]
+    names = [a for a in sys.argv[1:] if a.endswith(".json")] or ["ssanova_cascade.json"]
+    if "--png" in sys.argv:
+        combined_plot(names, os.path.join(RESULTS, "ssanova_cascade_all.png"))
     for name in names:
         with open(os.path.join(RESULTS, name)) as fh:
             payload = json.load(fh)

@@ -236,26 +236,29 @@ def summarise(rows):
     return table
 
 
-def plot(table, path):
+COLOURS = dict(full="C0", kcas="C1", kcas_refine3="C2", teacher="C3", gss="C4", mgcv="C5")
+LABELS = dict(full="kcascade full-sample GCV", kcas="kcascade KCas", kcas_refine3="KCas + refine 3",
+              teacher="one teacher fit (floor)", gss="gss::ssanova", mgcv="mgcv::gam ti() REML")
+
+
+def plot(table, path, machine=None):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    labels = dict(full="kcascade full-sample GCV", kcas="kcascade KCas", kcas_refine3="KCas + refine 3",
-                  teacher="one teacher fit (floor)", gss="gss::ssanova", mgcv="mgcv::gam ti() REML")
-    for m, lab in labels.items():
-        pts = [(r["n"], r[f"{m}_mse"]) for r in table if r[f"{m}_mse"] is not None]
+    for m, lab in LABELS.items():
+        pts = [(r["n"], r[f"{m}_mse"]) for r in table if r.get(f"{m}_mse") is not None]
         if pts and m != "teacher":
-            ax[0].loglog(*zip(*pts), "o-", label=lab)
-        pts = [(r["n"], r[f"{m}_s"]) for r in table if r[f"{m}_s"] is not None]
+            ax[0].loglog(*zip(*pts), "o-", color=COLOURS[m], label=lab)
+        pts = [(r["n"], r[f"{m}_s"]) for r in table if r.get(f"{m}_s") is not None]
         if pts:
-            ax[1].loglog(*zip(*pts), "o-", label=lab)
+            ax[1].loglog(*zip(*pts), "o-", color=COLOURS[m], label=lab)
     ax[0].set(xlabel="n", ylabel="test MSE vs truth (median)")
     ax[1].set(xlabel="n", ylabel="warm seconds (median)")
     ax[0].legend(fontsize=7); ax[1].legend(fontsize=7)
-    fig.suptitle(f"SS-ANOVA d=3, all interactions — {common.machine()}", fontsize=9)
+    fig.suptitle(f"SS-ANOVA d=3, all interactions — {machine or common.machine()}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
