@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 MODEL = kc.SSANOVA(order=3)
-KC_METHODS = ("full", "kcas", "kcas_refine3", "teacher")
+KC_METHODS = ("full", "kcas", "kcas_refine3", "teacher", "kcas_lambda")
 LIMIT_S, ONE_REP_S = 600.0, 120.0   # peers: the 10-minute rule
 OWN_LIMIT_S = 900.0                 # kcascade's own full-sample selection may take longer at 1e6
 
@@ -52,7 +52,8 @@ def kc_call(method, x, y, key, hyper=None):
         return MODEL.fit(x, y, key=key), {}
     if method == "teacher":
         return MODEL.fit(x, y, key=key, hyper=hyper), {}
-    res = kc.cascade(MODEL, x, y, key=key, refine=3 if method == "kcas_refine3" else 0)
+    res = kc.cascade(MODEL, x, y, key=key, refine=3 if method == "kcas_refine3" else 0,
+                     teacher_lambda="select" if method == "kcas_lambda" else "law")
     return res.teacher, dict(n_student=res.n_student, phases=res.timings,
                              log_lambda_student=float(res.hyper_student.log_lambda),
                              log_lambda_teacher=float(res.hyper_teacher.log_lambda), hyper=res.hyper_teacher)
@@ -121,20 +122,21 @@ def load_history(path):
     return hist
 
 
-def run_sizes(sizes, reps, peers, do_cold, history=None):
+def run_sizes(sizes, reps, peers, do_cold, history=None, methods=KC_METHODS):
     rows, history = [], dict(history or {})
     for n in sizes:
         x0, y0, _, _ = data(n, 0)
         # warm-up on the shapes of this n (compiles the student, teacher and selection)
         warm_hyper = None
-        for method in ("full", "kcas", "kcas_refine3"):
-            if predicted(history, method, n) > ONE_REP_S:
+        for method in ("full", "kcas", "kcas_refine3", "kcas_lambda"):
+            if method not in methods or predicted(history, method, n) > ONE_REP_S:
                 continue  # its single timed run includes compilation, which is small beside it
             fit, info = kc_call(method, x0, y0, jax.random.key(0))
             jax.block_until_ready(fit)
             warm_hyper = info.get("hyper", warm_hyper)
-        jax.block_until_ready(kc_call("teacher", x0, y0, jax.random.key(0), warm_hyper)[0])
-        for method in KC_METHODS + peers:
+        if "teacher" in methods:
+            jax.block_until_ready(kc_call("teacher", x0, y0, jax.random.key(0), warm_hyper)[0])
+        for method in [m for m in KC_METHODS if m in methods] + list(peers):
             guess = predicted(history, method, n)
             if guess > (OWN_LIMIT_S if method in KC_METHODS else LIMIT_S):
                 print(f"n={n} {method}: skipped (predicted {guess:.0f} s > {LIMIT_S:.0f} s per fit)")
@@ -236,8 +238,9 @@ def summarise(rows):
     return table
 
 
-COLOURS = dict(full="C0", kcas="C1", kcas_refine3="C2", teacher="C3", gss="C4", mgcv="C5")
+COLOURS = dict(full="C0", kcas="C1", kcas_refine3="C2", teacher="C3", gss="C4", mgcv="C5", kcas_lambda="C6")
 LABELS = dict(full="kcascade full-sample GCV", kcas="kcascade KCas", kcas_refine3="KCas + refine 3",
+              kcas_lambda="KCas, teacher selects lambda",
               teacher="one teacher fit (floor)", gss="gss::ssanova", mgcv="mgcv::gam ti() REML")
 
 
@@ -274,6 +277,7 @@ def main():
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--out", default="ssanova_cascade")
     ap.add_argument("--history", help="an earlier run's JSON, to predict which fits to skip")
+    ap.add_argument("--methods", nargs="*", default=list(KC_METHODS), help="kcascade methods to run")
     ap.add_argument("--cold-only", action="store_true", help="only the cold-start timings of the kcascade methods")
     ap.add_argument("--cold-one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -298,7 +302,7 @@ def main():
                 print(f"n={n} {method}: cold={c:.2f}s, cold with compilation cache={cached:.2f}s", flush=True)
         common.save(args.out, dict(machine=common.machine(), sizes=sizes, rows=rows))
         return
-    rows = run_sizes(sizes, args.reps, peers, not args.no_cold, load_history(args.history))
+    rows = run_sizes(sizes, args.reps, peers, not args.no_cold, load_history(args.history), tuple(args.methods))
     if not args.no_diamonds:
         rows += diamonds(peers)
     table = summarise(rows)

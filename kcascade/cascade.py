@@ -68,7 +68,8 @@ def _sizes(n, n_student, stages):
     return tuple(int(s) for s in sizes)
 
 
-def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, refine: int = 0) -> CascadeFit:
+def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, refine: int = 0,
+            teacher_lambda: str = "law") -> CascadeFit:
     """Select on a student subsample, transfer, fit the teacher once.
 
     Args:
@@ -81,6 +82,10 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
         starts from the previous stage's values transferred to its size.
       refine: gradient steps of the teacher's own score taken from the
         transferred values (0 = none: the teacher is fitted once).
+      teacher_lambda: "law" (the reference rule: lambda as transferred) or
+        "select": the teacher keeps the transferred thetas and picks lambda by
+        its own score from the statistics of its single pass (models with a
+        ``lambda_search`` fit option).
     Returns:
       A ``CascadeFit``.
     """
@@ -88,6 +93,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     sizes = _sizes(n, n_student, stages)
     if not (isinstance(refine, (int, np.integer)) and refine >= 0):
         raise ValueError(f"refine: expected an integer >= 0, got {refine!r}")
+    if teacher_lambda not in ("law", "select"):
+        raise ValueError(f"teacher_lambda: expected 'law' or 'select', got {teacher_lambda!r}")
     law = model.default_law(np.shape(x)[1]) if law is None else law
     if not isinstance(law, laws_mod.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
@@ -108,7 +115,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     if refine:
         hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine))
     t_refine = time.perf_counter()
-    teacher = jax.block_until_ready(_fit(model, x, y, key=k_teacher, hyper=hyper_teacher))
+    extra = dict(lambda_search=True) if teacher_lambda == "select" else {}
+    teacher = jax.block_until_ready(_fit(model, x, y, key=k_teacher, hyper=hyper_teacher, **extra))
+    hyper_teacher = teacher.hyper if teacher_lambda == "select" else hyper_teacher
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,
                    refine=t_refine - t_transfer, teacher=t_end - t_refine, total=t_end - t_start)

@@ -67,3 +67,20 @@ def test_cascade_errors(data):
         kc.cascade(MODEL, x, y, key=key, law="fast")
     with pytest.raises(ValueError, match=r"stages: give either n_student or stages"):
         kc.cascade(MODEL, x, y, key=key, n_student=300, stages=(300,))
+
+
+def test_teacher_selects_lambda_along_transferred_theta(data):
+    x, y, *_ = data
+    key = jax.random.key(3)
+    by_law = kc.cascade(MODEL, x, y, key=key)
+    chosen = kc.cascade(MODEL, x, y, key=key, teacher_lambda="select")
+    np.testing.assert_allclose(np.asarray(chosen.hyper_teacher.log_theta), np.asarray(by_law.hyper_teacher.log_theta))
+    assert abs(float(chosen.hyper_teacher.log_lambda - by_law.hyper_teacher.log_lambda)) <= 6.0
+    _, _, k_teacher = jax.random.split(key, 3)
+    # the teacher's choice is the best of its grid, so no worse than the law's value
+    assert float(MODEL.score_at(x, y, chosen.hyper_teacher, key=k_teacher)) <= \
+        float(MODEL.score_at(x, y, by_law.hyper_teacher, key=k_teacher)) * (1 + 1e-12)
+    with pytest.raises(ValueError, match=r"teacher_lambda: expected 'law' or 'select', got 'grid'"):
+        kc.cascade(MODEL, x, y, key=key, teacher_lambda="grid")
+    with pytest.raises(ValueError, match=r"lambda_search: needs hyper"):
+        MODEL.fit(x, y, key=key, lambda_search=True)
