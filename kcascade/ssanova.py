@@ -254,28 +254,29 @@ def _check_hyper(hyper, k):
 _LOG_LAMBDA_OFFSETS = np.linspace(-6.0, 6.0, 241)
 
 
+def _score_of(model, red, log_lambda):
+    """The model's selection score of a reduced problem at ``log_lambda``."""
+    return solve.score(solve.fitness(red, solve.rho_of(red, log_lambda)), red.n, model.score, model.alpha)
+
+
 def _fit_impl(model, x, y, key, hyper, init, lambda_search=False):
     prob = _Problem(model, x, y, key)
     if hyper is None:
         full = stats.accumulate(prob.full_features, prob.u, prob.y, chunk=prob.chunk(prob.structure.k))
         hyper = _select(full, prob, model, init)
-        bl = solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta))
+        red = solve.reduce(solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta)))
     else:
-        bl = prob.narrow_blocks(hyper)
+        red = solve.reduce(prob.narrow_blocks(hyper))
         if lambda_search:
-            red = solve.reduce(bl)
-            grid = hyper.log_lambda + jnp.asarray(_LOG_LAMBDA_OFFSETS, bl.c.dtype)
-            scores = jax.vmap(lambda ll: solve.score(solve.fitness(red, solve.rho_of(red, ll)), red.n,
-                                                     model.score, model.alpha))(grid)
+            grid = hyper.log_lambda + jnp.asarray(_LOG_LAMBDA_OFFSETS, red.gamma.dtype)
+            scores = jax.vmap(lambda ll: _score_of(model, red, ll))(grid)
             hyper = Hyper(grid[jnp.argmin(scores)], hyper.log_theta)
-    return _finish(model, prob, bl, hyper)
+    return _finish(model, prob, red, hyper)
 
 
 def _score_impl(model, x, y, key, hyper):
     prob = _Problem(model, x, y, key)
-    red = solve.reduce(prob.narrow_blocks(hyper))
-    fit = solve.fitness(red, solve.rho_of(red, hyper.log_lambda))
-    return solve.score(fit, red.n, model.score, model.alpha)
+    return _score_of(model, solve.reduce(prob.narrow_blocks(hyper)), hyper.log_lambda)
 
 
 def _refine_impl(model, x, y, key, hyper, steps):
@@ -294,11 +295,11 @@ def _refine_impl(model, x, y, key, hyper, steps):
         return solve.score(f, n, model.score, model.alpha)
 
     def exact(p):
-        red = solve.reduce(prob.narrow_blocks(unpack(p)))
-        return solve.score(solve.fitness(red, solve.rho_of(red, p[0])), n, model.score, model.alpha)
+        return _score_of(model, solve.reduce(prob.narrow_blocks(unpack(p))), p[0])
 
     p = _lbfgs(objective, p0, steps)
-    keep = jnp.isfinite(exact(p)) & (exact(p) <= exact(p0))
+    score_end = exact(p)
+    keep = jnp.isfinite(score_end) & (score_end <= exact(p0))
     h = unpack(jnp.where(keep, p, p0))
     shift = jnp.mean(h.log_theta)
     return Hyper(h.log_lambda - shift, h.log_theta - shift)
@@ -392,8 +393,7 @@ def _select(full, prob, model, init=None) -> Hyper:
         return solve.blocks_from_full(*full, m, prob.pen_blocks, jnp.exp(log_theta))
 
     def exact_score(p):
-        red = solve.reduce(blocks(canonical_log_theta(p[1:])))
-        return solve.score(solve.fitness(red, solve.rho_of(red, p[0])), n, model.score, model.alpha)
+        return _score_of(model, solve.reduce(blocks(canonical_log_theta(p[1:]))), p[0])
 
     if init is None:
         red0 = solve.reduce(blocks(jnp.zeros((k,), dtype)))
@@ -447,15 +447,14 @@ def _lbfgs(fun, x0, max_steps):
 
 # -- the fitted model --------------------------------------------------------------
 
-def _finish(model, prob, bl, hyper):
-    red = solve.reduce(bl)
+def _finish(model, prob, red, hyper):
     rho = solve.rho_of(red, hyper.log_lambda)
     d, c = solve.coefficients(red, rho)
     fit = solve.fitness(red, rho)
     sigma2 = fit.rss / jnp.maximum(red.n - fit.trace, 1.0)
     return SSANOVAFit(
         model=model, structure=prob.structure,
-        hyper=Hyper(jnp.asarray(hyper.log_lambda, bl.c.dtype), jnp.asarray(hyper.log_theta, bl.c.dtype)),
+        hyper=Hyper(jnp.asarray(hyper.log_lambda, red.gamma.dtype), jnp.asarray(hyper.log_theta, red.gamma.dtype)),
         domains=prob.domains, basis=prob.basis, shift_null=prob.shift_null, shift_pen=prob.shift_pen,
         coef_null=d, coef_basis=c, chol_a=red.chol_a, ainv_b=red.ainv_b, post_basis=red.basis,
         post_weights=solve.weights(red, rho), sigma2=sigma2,
