@@ -69,7 +69,7 @@ def _sizes(n, n_student, stages):
 
 
 def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, refine: int = 0,
-            teacher_lambda: str = "law") -> CascadeFit:
+            teacher_lambda: str = "law", mesh=None, progress: bool = False) -> CascadeFit:
     """Select on a student subsample, transfer, fit the teacher once.
 
     Args:
@@ -86,6 +86,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
         "select": the teacher keeps the transferred thetas and picks lambda by
         its own score from the statistics of its single pass (models with a
         ``lambda_search`` fit option).
+      mesh: a ``jax.sharding.Mesh`` for the teacher's pass over all rows (and
+        ``refine``); the student runs on one device.
+      progress: print progress lines during the teacher's pass.
     Returns:
       A ``CascadeFit``.
     """
@@ -98,6 +101,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     law = model.default_law(np.shape(x)[1]) if law is None else law
     if not isinstance(law, laws_mod.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
+    scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v}
     k_sub, k_student, k_teacher = jax.random.split(key, 3)
     order = jax.random.permutation(k_sub, n)
     t_start = time.perf_counter()
@@ -113,9 +117,11 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     hyper_teacher = jax.block_until_ready(transfer(hyper, law, prev, n))
     t_transfer = time.perf_counter()
     if refine:
-        hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine))
+        hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
+                                                           **scale_options))
     t_refine = time.perf_counter()
     extra = dict(lambda_search=True) if teacher_lambda == "select" else {}
+    extra.update(scale_options)
     teacher = jax.block_until_ready(_fit(model, x, y, key=k_teacher, hyper=hyper_teacher, **extra))
     hyper_teacher = teacher.hyper if teacher_lambda == "select" else hyper_teacher
     t_end = time.perf_counter()

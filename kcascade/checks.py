@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import jax
+import jax.numpy as jnp
 
 
 def is_concrete(*arrays) -> bool:
@@ -35,7 +36,36 @@ def _float_dtype(a, name):
         raise ValueError(f"{name}: expected a real numeric dtype, got {dt}")
 
 
+def is_global(a) -> bool:
+    """True for an array that spans devices of other processes (``jax.distributed``)."""
+    return isinstance(a, jax.Array) and is_concrete(a) and not a.is_fully_addressable
+
+
+def _local(a):
+    """The value of a replicated result of a computation on global arrays."""
+    return np.asarray(a.addressable_data(0)) if is_global(a) else np.asarray(a)
+
+
+@jax.jit
+def _column_facts_jit(x):
+    return jnp.min(x, axis=0), jnp.max(x, axis=0), jnp.all((x == jnp.round(x)) & (x >= 0), axis=0)
+
+
+def column_facts(x):
+    """Per column of ``x`` (n, d): (min, max, all non-negative integers), each (d,),
+    computed where the rows live (also for global arrays)."""
+    if is_global(x):
+        return tuple(_local(v) for v in _column_facts_jit(x))
+    xn = np.asarray(x)
+    return xn.min(axis=0), xn.max(axis=0), np.all((xn == np.round(xn)) & (xn >= 0), axis=0)
+
+
 def finite(a, name: str):
+    if is_global(a):
+        bad = int(_local(jax.jit(lambda v: jnp.sum(~jnp.isfinite(v)))(a)))
+        if bad:
+            raise ValueError(f"{name}: expected finite values, found {bad} NaN/inf")
+        return
     arr = np.asarray(a)
     bad = ~np.isfinite(arr)
     if bad.any():

@@ -4,17 +4,24 @@ The penalized least squares of DESIGN.md §1,
 
     (Z'Z + n lambda P) b = Z'y,   Z = [S, R_theta],  P = blockdiag(0, Q_theta),
 
-is solved from the sufficient statistics only. Write Z'Z = [[A, B], [B', C]].
-The unpenalized coefficients are eliminated (Schur complement
-C_s = C - B'A^{-1}B), and C_s and Q are diagonalised together: with
-W = C_s + s Q (s balances the two scales) and W = U diag(w) U',
-T = U diag(w^{-1/2}) on the directions where w is not negligible, and
-T'C_sT = V diag(gamma) V', the basis K = T V gives K'C_sK = diag(gamma) and
-s K'QK = diag(1 - gamma), gamma in [0, 1]. The system becomes diagonal,
-D = gamma + rho (1 - gamma) with rho = n lambda / s, so every lambda on a grid
-costs O(q) and small lambda stays stable (no inverse of an ill-conditioned
-matrix is formed). Directions where both data and penalty vanish (duplicate
-basis points, round-off) carry no function and are dropped.
+is solved in square-root form. The unpenalized coefficients are eliminated,
+leaving F (q, q) and f (q,) with F'F = C_s (the Schur complement of the
+null-space block) and F'f = g_s, plus rho2, the residual sum of squares
+outside the span of all columns. F comes either from the Gram statistics
+(``eliminate_gram``: Cholesky and an eigen square root) or directly from a
+streamed QR of [Z, y] (``eliminate_qr``), which never squares the condition
+number: the float32 path.
+
+C_s and Q are then diagonalised together without forming C_s: the SVD of
+[F; sqrt(s) L'] (Q = L L', s balances the two scales) gives
+W = C_s + s Q = V diag(sigma^2) V' and T = V diag(1/sigma) on the directions
+where sigma is not negligible; the SVD of F T = P diag(sqrt(gamma)) V2' gives
+the basis K = T V2 with K'C_sK = diag(gamma), s K'QK = diag(1 - gamma),
+gamma in [0, 1]. The system becomes diagonal, D = gamma + rho (1 - gamma) with
+rho = n lambda / s, so every lambda on a grid costs O(q). The residual sum of
+squares is rho2 + |f - P z|^2 + sum z^2 (1 - gamma / D)^2 with z = P'f: a sum of
+non-negative terms, no cancellation. Directions where both data and penalty
+vanish (duplicate basis points, round-off) carry no function and are dropped.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve
+from jax.scipy.linalg import cho_solve, solve_triangular
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -53,8 +60,9 @@ class Reduced(NamedTuple):
     basis: jax.Array     # (q, q) K; columns of dropped directions are zero
     gamma: jax.Array     # (q,) in [0, 1]; 0 where dropped
     valid: jax.Array     # (q,) bool, kept directions
-    h: jax.Array         # (q,) K' g_s
-    r0: jax.Array        # residual sum of squares of the null-space fit
+    h: jax.Array         # (q,) K' g_s = sqrt(gamma) z
+    z: jax.Array         # (q,) coordinates of f on the data side of each direction
+    r_out: jax.Array     # residual sum of squares no coefficient can remove
     scale: jax.Array     # s: rho = n lambda / s
     n: jax.Array
     m: int
@@ -101,24 +109,103 @@ def _eliminate_null(bl: Blocks):
     return chol_a, ainv_b, ainv_g1, cs, gs, r0
 
 
-def reduce(bl: Blocks) -> Reduced:
-    m = bl.a.shape[0]
-    dtype = bl.c.dtype
+class Eliminated(NamedTuple):
+    """The problem with the null space eliminated, in square-root form.
+
+    chol_a: (m, m) lower, A = chol_a chol_a'; ainv_b: (m, q); ainv_g1: (m,);
+    f22: (q, q) with f22'f22 = C_s; f2: (q,) with f22'f2 = g_s; rho2: the
+    residual sum of squares outside the span of all columns; n; pen: (q, q).
+    """
+
+    chol_a: jax.Array
+    ainv_b: jax.Array
+    ainv_g1: jax.Array
+    f22: jax.Array
+    f2: jax.Array
+    rho2: jax.Array
+    n: jax.Array
+    pen: jax.Array
+
+
+def eliminate_gram(bl: Blocks) -> Eliminated:
+    """Square-root form from Gram blocks (an eigen square root of C_s)."""
     chol_a, ainv_b, ainv_g1, cs, gs, r0 = _eliminate_null(bl)
+    e, v = jnp.linalg.eigh(cs)
+    keep = e > rel_tol(cs.dtype) * jnp.max(e)
+    root = jnp.sqrt(jnp.where(keep, e, 1.0))
+    f22 = jnp.sqrt(jnp.maximum(e, 0.0))[:, None] * v.T
+    f2 = jnp.where(keep, _mm(v.T, gs) / root, 0.0)
+    rho2 = jnp.maximum(r0 - jnp.sum(f2 * f2), 0.0)
+    return Eliminated(chol_a, ainv_b, ainv_g1, f22, f2, rho2, bl.n, bl.pen)
+
+
+def eliminate_qr(r, n, m, pen) -> Eliminated:
+    """Square-root form from the triangular factor ``r`` (m+q+1, m+q+1) of
+    [S, R_theta, y]: no product of the data with itself is ever formed."""
+    sign = jnp.where(jnp.diagonal(r)[:m] < 0, -1.0, 1.0).astype(r.dtype)
+    r11, r12, r1 = sign[:, None] * r[:m, :m], sign[:, None] * r[:m, m:-1], sign * r[:m, -1]
+    ainv_b = solve_triangular(r11, r12, lower=False)
+    ainv_g1 = solve_triangular(r11, r1, lower=False)
+    return Eliminated(r11.T, ainv_b, ainv_g1, r[m:-1, m:-1], r[m:-1, -1], r[-1, -1] ** 2, n, pen)
+
+
+def factor_at(r_full, m, theta):
+    """The triangular factor of [S, sum_i theta_i R_i, y] from the factor
+    ``r_full`` (P, P) of the full features [S, R_1..R_K, y]: one QR of a
+    (P, m+q+1) matrix, no Gram matrix formed."""
+    k = theta.shape[0]
+    p = r_full.shape[0]
+    q = (p - 1 - m) // k
+    mixed = jnp.einsum("pib,i->pb", r_full[:, m:-1].reshape(p, k, q), theta, precision=_HI)
+    cols = jnp.concatenate([r_full[:, :m], mixed, r_full[:, -1:]], axis=1)
+    return jnp.linalg.qr(cols, mode="reduced")[1]  # "reduced" has a derivative rule
+
+
+def reduce(el: Eliminated, cut: float) -> Reduced:
+    """Diagonalise the eliminated problem (see the module docstring).
+
+    ``cut``: relative singular value of [F; sqrt(s) L'] below which a
+    direction is dropped (``sv_cut``).
+    """
+    q = el.f22.shape[1]
+    dtype = el.f22.dtype
     tiny = jnp.finfo(dtype).tiny
-    scale = jnp.maximum(jnp.trace(cs), tiny) / jnp.maximum(jnp.trace(bl.pen), tiny)
-    w, u = jnp.linalg.eigh(cs + scale * bl.pen)
-    keep = w > rel_tol(dtype) * jnp.max(w)
-    t = u * jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, w, 1.0)), 0.0)
-    # Dropped directions get a sentinel eigenvalue -1 so that they separate
-    # cleanly from the kept ones, whose gamma lies in [0, 1].
-    g = _sym(_mm(_mm(t.T, cs), t)) - jnp.diag(jnp.where(keep, 0.0, 1.0).astype(dtype))
-    gamma, v = jnp.linalg.eigh(g)
-    valid = gamma > -0.5
-    basis = _mm(t, v)
-    gamma = jnp.where(valid, jnp.clip(gamma, 0.0, 1.0), 0.0)
-    h = jnp.where(valid, _mm(basis.T, gs), 0.0)
-    return Reduced(chol_a, ainv_b, ainv_g1, basis, gamma, valid, h, r0, scale, bl.n, m)
+    scale = jnp.maximum(jnp.sum(el.f22 * el.f22), tiny) / jnp.maximum(jnp.trace(el.pen), tiny)
+    # jaxlib's batched LAPACK kernels (vmap) wait on the intra-op thread pool;
+    # two running at once deadlocked a 2-core CPU. The zero term makes this
+    # eigh wait for F, so the decompositions of a fit run one after another.
+    e, v = jnp.linalg.eigh(_sym(el.pen) + 0.0 * el.f22[:1, :1])
+    lt = jnp.sqrt(jnp.maximum(e, 0.0))[:, None] * v.T
+    u, sig, wt = _svd(jnp.concatenate([el.f22, jnp.sqrt(scale) * lt]))
+    keep = sig > cut * sig[0]
+    t = wt.T * jnp.where(keep, 1.0 / jnp.where(keep, sig, 1.0), 0.0)
+    # Dropped directions get the sentinel singular value 2 so that they
+    # separate cleanly from the kept ones, whose sqrt(gamma) lies in [0, 1].
+    u_aug = jnp.concatenate([u[:q] * keep, 2.0 * jnp.diag((~keep).astype(dtype))])
+    p, sv, wt2 = _svd(u_aug)
+    valid = sv < 1.5
+    gamma = jnp.where(valid, jnp.clip(sv * sv, 0.0, 1.0), 0.0)
+    basis = _mm(t, wt2.T)
+    seen = valid & (sv > jnp.finfo(dtype).eps)
+    z = jnp.where(seen, _mm(p[:q].T, el.f2), 0.0)
+    r_out = el.rho2 + jnp.sum((el.f2 - _mm(p[:q], z)) ** 2)
+    h = jnp.sqrt(gamma) * z
+    chol_a, ainv_b, ainv_g1 = el.chol_a, el.ainv_b, el.ainv_g1
+    return Reduced(chol_a, ainv_b, ainv_g1, basis, gamma, valid, h, z, r_out, scale, el.n, chol_a.shape[0])
+
+
+def _svd(a):
+    # LAPACK's QR-iteration SVD (gesvd): the default divide-and-conquer one
+    # (gesdd) intermittently hung XLA:CPU in vmapped fits on this machine.
+    return jax.lax.linalg.svd(a, full_matrices=False, algorithm=jax.lax.linalg.SvdAlgorithm.QR)
+
+
+def sv_cut(dtype, squared: bool) -> float:
+    """Relative singular-value cut: sqrt(rel_tol) when the factor came from a
+    Gram matrix (which resolved only squared singular values), rel_tol when
+    it came from a QR of the data."""
+    tol = rel_tol(dtype)
+    return float(tol ** 0.5) if squared else tol
 
 
 def rho_of(red: Reduced, log_lambda):
@@ -148,10 +235,10 @@ class Fitness(NamedTuple):
 
 def fitness(red: Reduced, rho) -> Fitness:
     wts = weights(red, rho)
-    a = red.h * wts
-    rss = red.r0 - jnp.sum(2.0 * a * red.h - red.gamma * a * a)
+    left = rho * (1.0 - red.gamma) * wts  # = 1 - gamma / D, without the cancellation
+    rss = red.r_out + jnp.sum(jnp.where(red.valid, red.z * red.z * left * left, 0.0))
     trace = red.m + jnp.sum(red.gamma * wts)
-    ypy = red.r0 - jnp.sum(red.h * red.h * wts)
+    ypy = red.r_out + jnp.sum(jnp.where(red.valid, red.z * red.z * left, 0.0))
     tol = rel_tol(red.gamma.dtype)
     penalized = red.valid & (1.0 - red.gamma > tol)
     dd = red.gamma + rho * (1.0 - red.gamma)
@@ -217,4 +304,29 @@ def fitness_in_frozen(bl: Blocks, fr: Frozen, log_lambda) -> Fitness:
     ypy = r0 - jnp.dot(a, hhat)
     cq = jnp.linalg.cholesky(rho * qhat + void + jitter * eye)
     logdet = 2.0 * (jnp.sum(jnp.log(jnp.diag(ch))) - jnp.sum(jnp.log(jnp.diag(cq))))
+    return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)
+
+
+def fitness_in_frozen_root(el: Eliminated, fr: Frozen, log_lambda) -> Fitness:
+    """``fitness_in_frozen`` from the square-root form: the penalized least
+    squares in the frozen basis is solved by a QR of [F K; chol(rho Q_hat)'],
+    and the residual sums are sums of squares of residual vectors, so float32
+    keeps the small differences between nearby hyperparameters."""
+    m = el.chol_a.shape[0]
+    dtype = el.f22.dtype
+    kb = fr.basis
+    q = kb.shape[1]
+    mk = _mm(el.f22, kb)
+    qhat = _sym(_mm(_mm(kb.T, el.pen), kb)) * fr.scale
+    rho = el.n * jnp.exp(log_lambda) / fr.scale
+    void = jnp.diag(jnp.where(fr.valid, 0.0, 1.0).astype(dtype))
+    cq = jnp.linalg.cholesky(rho * qhat + void + rel_tol(dtype) * jnp.eye(q, dtype=dtype))
+    stacked = jnp.concatenate([mk, cq.T])
+    qs, rs = jnp.linalg.qr(stacked, mode="reduced")
+    rhs = jnp.concatenate([el.f2, jnp.zeros((q,), dtype)])
+    a = solve_triangular(rs, _mm(qs.T, rhs), lower=False)
+    rss = el.rho2 + jnp.sum((el.f2 - _mm(mk, a)) ** 2)
+    ypy = el.rho2 + jnp.sum((rhs - _mm(stacked, a)) ** 2)
+    trace = m + jnp.sum(solve_triangular(rs.T, mk.T, lower=True) ** 2)
+    logdet = 2.0 * (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(rs)))) - jnp.sum(jnp.log(jnp.diagonal(cq))))
     return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)

@@ -60,6 +60,11 @@ class SSANOVA:
       n_basis: number of random basis points q; default ``default_n_basis(n)``.
       chunk: rows per chunk when accumulating statistics; default automatic.
       max_steps: L-BFGS steps per refinement round.
+      statistics: how the one pass over the rows summarises them: "gram"
+        (Z'Z, one matrix product per chunk: fast, accurate in float64), "qr"
+        (a streamed QR factor of [Z, y]: about twice the work, never squares
+        the conditioning, accurate in float32) or "auto" (default): "qr" for
+        float32 data, "gram" for float64.
     """
 
     order: int = 2
@@ -70,10 +75,13 @@ class SSANOVA:
     n_basis: int | None = None
     chunk: int | None = None
     max_steps: int = 40
+    statistics: str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.order, (int, np.integer)) or self.order < 1:
             raise ValueError(f"order: expected an integer >= 1, got {self.order!r}")
+        if self.statistics not in ("auto", "gram", "qr"):
+            raise ValueError(f"statistics: expected 'auto', 'gram' or 'qr', got {self.statistics!r}")
         if self.score not in ("gcv", "gml"):
             raise ValueError(f"score: expected 'gcv' or 'gml', got {self.score!r}")
         if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
@@ -126,7 +134,7 @@ class SSANOVA:
         return n
 
     def fit(self, x, y, *, key, hyper: Hyper | None = None, init: Hyper | None = None,
-            lambda_search: bool = False) -> "SSANOVAFit":
+            lambda_search: bool = False, mesh=None, progress: bool = False) -> "SSANOVAFit":
         """Fit; select lambda and all theta unless ``hyper`` is given.
 
         Args:
@@ -139,6 +147,13 @@ class SSANOVA:
           lambda_search: with ``hyper``, keep its thetas but choose lambda by
             the score on a grid of log lambda within +-6 of ``hyper.log_lambda``,
             from the same one-pass statistics (no extra pass over the rows).
+          mesh: a ``jax.sharding.Mesh``: the pass over the rows is split over
+            all its devices (rows sharded over every mesh axis; each device
+            accumulates its own rows; the statistics are reduced across
+            devices). x and y may be global arrays spanning several processes
+            (``jax.distributed``); the fit returned is then a local copy on
+            every process. None: one device.
+          progress: print a progress line to stderr during long passes.
         Returns:
           An ``SSANOVAFit`` (a pytree).
         """
@@ -146,10 +161,12 @@ class SSANOVA:
             raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
         if lambda_search and hyper is None:
             raise ValueError("lambda_search: needs hyper (the thetas to keep and a starting lambda)")
-        x, y = self._validate(x, y, hyper if hyper is not None else init)
-        return _fit_jit(self, x, y, key, hyper, init, bool(lambda_search))
+        mesh = _auto_mesh(mesh)
+        x, y = _on_mesh(mesh, *self._validate(x, y, hyper if hyper is not None else init))
+        fit = _fit_jit(self, x, y, key, hyper, init, bool(lambda_search), mesh, bool(progress))
+        return _local(fit)
 
-    def refine(self, x, y, hyper: Hyper, *, key, steps: int) -> Hyper:
+    def refine(self, x, y, hyper: Hyper, *, key, steps: int, mesh=None, progress: bool = False) -> Hyper:
         """``steps`` L-BFGS steps of this model's score on (x, y), from ``hyper``.
 
         Each score evaluation is one pass over the rows (statistics of width
@@ -158,8 +175,9 @@ class SSANOVA:
         """
         if not (isinstance(steps, (int, np.integer)) and steps >= 1):
             raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
-        x, y = self._validate(x, y, hyper)
-        return _refine_jit(self, x, y, key, hyper, int(steps))
+        mesh = _auto_mesh(mesh)
+        x, y = _on_mesh(mesh, *self._validate(x, y, hyper))
+        return _local(_refine_jit(self, x, y, key, hyper, int(steps), mesh, bool(progress)))
 
     def score_at(self, x, y, hyper: Hyper, *, key):
         """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
@@ -188,9 +206,9 @@ class SSANOVA:
         if checks.is_concrete(x, y):
             checks.finite(x, "x")
             checks.finite(y, "y")
-            xn = np.asarray(x)
+            lo, hi, codes = checks.column_facts(x)
             for v, (marg, dom) in enumerate(zip(structure.marginals, given)):
-                _check_column(xn[:, v], v, marg, dom)
+                _check_column(v, marg, dom, lo[v], hi[v], codes[v])
         return x, y
 
     def n_basis_for(self, n: int) -> int:
@@ -214,29 +232,32 @@ class SSANOVA:
         return jnp.stack(rows)
 
 
-def _check_column(col, v, marg, dom):
+def _check_column(v, marg, dom, lo, hi, codes):
+    """Checks of column v from its minimum, maximum, and whether all its values
+    are non-negative integers (``codes``)."""
     name = f"x[:, {v}]"
     if marg.name == "nominal":
-        if np.any(col != np.round(col)) or np.any(col < 0):
-            raise ValueError(f"{name}: nominal covariate expects integer codes 0..L-1, got values like {col[(col != np.round(col)) | (col < 0)][:3]}")
+        if not codes:
+            raise ValueError(f"{name}: nominal covariate expects integer codes 0..L-1, got values in [{lo}, {hi}] "
+                             "that are not all non-negative integers")
         if dom is not None:
             if not isinstance(dom, (int, np.integer)) or dom < 1:
                 raise ValueError(f"domains[{v}]: nominal covariate expects the number of levels L (int >= 1), got {dom!r}")
-            if col.max() >= dom:
-                raise ValueError(f"{name}: code {int(col.max())} is outside the {dom} levels given in domains[{v}]")
+            if hi >= dom:
+                raise ValueError(f"{name}: code {int(hi)} is outside the {dom} levels given in domains[{v}]")
         return
     if dom is None:
         if marg.name == "periodic":
             raise ValueError(f"domains[{v}]: a periodic covariate needs its exact period (lo, hi), got None")
-        if col.max() == col.min():
-            raise ValueError(f"{name}: expected a non-constant covariate, every value is {col[0]}")
+        if hi == lo:
+            raise ValueError(f"{name}: expected a non-constant covariate, every value is {lo}")
         return
     if len(dom) != 2 or not dom[0] < dom[1]:
         raise ValueError(f"domains[{v}]: expected (lo, hi) with lo < hi, got {dom!r}")
-    if col.min() < dom[0] or col.max() > dom[1]:
-        raise ValueError(f"{name}: values span [{col.min()}, {col.max()}], outside domains[{v}] = {dom}")
-    if col.max() == col.min():
-        raise ValueError(f"{name}: expected a non-constant covariate, every value is {col[0]}")
+    if lo < dom[0] or hi > dom[1]:
+        raise ValueError(f"{name}: values span [{lo}, {hi}], outside domains[{v}] = {dom}")
+    if hi == lo:
+        raise ValueError(f"{name}: expected a non-constant covariate, every value is {lo}")
 
 
 def _check_hyper(hyper, k):
@@ -259,14 +280,14 @@ def _score_of(model, red, log_lambda):
     return solve.score(solve.fitness(red, solve.rho_of(red, log_lambda)), red.n, model.score, model.alpha)
 
 
-def _fit_impl(model, x, y, key, hyper, init, lambda_search=False):
-    prob = _Problem(model, x, y, key)
+def _fit_impl(model, x, y, key, hyper, init, lambda_search=False, mesh=None, progress=False):
+    prob = _Problem(model, x, y, key, mesh, progress)
     if hyper is None:
-        full = stats.accumulate(prob.full_features, prob.u, prob.y, chunk=prob.chunk(prob.structure.k))
+        full = prob.full_statistics()
         hyper = _select(full, prob, model, init)
-        red = solve.reduce(solve.blocks_from_full(*full, prob.structure.m, prob.pen_blocks, jnp.exp(hyper.log_theta)))
+        red = prob.reduce(prob.full_eliminated(full, hyper.log_theta))
     else:
-        red = solve.reduce(prob.narrow_blocks(hyper))
+        red = prob.reduce(prob.narrow_eliminated(hyper))
         if lambda_search:
             grid = hyper.log_lambda + jnp.asarray(_LOG_LAMBDA_OFFSETS, red.gamma.dtype)
             scores = jax.vmap(lambda ll: _score_of(model, red, ll))(grid)
@@ -276,18 +297,18 @@ def _fit_impl(model, x, y, key, hyper, init, lambda_search=False):
 
 def _score_impl(model, x, y, key, hyper):
     prob = _Problem(model, x, y, key)
-    return _score_of(model, solve.reduce(prob.narrow_blocks(hyper)), hyper.log_lambda)
+    return _score_of(model, prob.reduce(prob.narrow_eliminated(hyper)), hyper.log_lambda)
 
 
-def _refine_impl(model, x, y, key, hyper, steps):
-    prob = _Problem(model, x, y, key)
+def _refine_impl(model, x, y, key, hyper, steps, mesh=None, progress=False):
+    prob = _Problem(model, x, y, key, mesh, progress)
     n = prob.u.shape[0]
 
     def unpack(p):
         return Hyper(p[0], canonical_log_theta(p[1:]))
 
     p0 = jnp.concatenate([jnp.reshape(hyper.log_lambda, (1,)), hyper.log_theta]).astype(prob.y.dtype)
-    red0 = solve.reduce(prob.narrow_blocks(unpack(p0)))
+    red0 = prob.reduce(prob.narrow_eliminated(unpack(p0)))
     frozen = solve.freeze(red0)
 
     def objective(p):
@@ -295,7 +316,7 @@ def _refine_impl(model, x, y, key, hyper, steps):
         return solve.score(f, n, model.score, model.alpha)
 
     def exact(p):
-        return _score_of(model, solve.reduce(prob.narrow_blocks(unpack(p))), p[0])
+        return _score_of(model, prob.reduce(prob.narrow_eliminated(unpack(p))), p[0])
 
     p = _lbfgs(objective, p0, steps)
     score_end = exact(p)
@@ -305,16 +326,49 @@ def _refine_impl(model, x, y, key, hyper, steps):
     return Hyper(h.log_lambda - shift, h.log_theta - shift)
 
 
-_fit_jit = jax.jit(_fit_impl, static_argnums=(0, 6))
-_refine_jit = jax.jit(_refine_impl, static_argnums=(0, 5))
+_fit_jit = jax.jit(_fit_impl, static_argnums=(0, 6, 7, 8))
+_refine_jit = jax.jit(_refine_impl, static_argnums=(0, 5, 6, 7))
+
+
+def _auto_mesh(mesh):
+    """The mesh with every axis in Auto mode: the fit lets XLA place the few
+    whole-data operations (ranges, the basis draw) and shards the pass itself
+    explicitly (``shard_map``)."""
+    if mesh is None:
+        return None
+    if not isinstance(mesh, jax.sharding.Mesh):
+        raise ValueError(f"mesh: expected None or a jax.sharding.Mesh, got {type(mesh).__name__}")
+    auto = (jax.sharding.AxisType.Auto,) * len(mesh.axis_names)
+    return jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=auto)
+
+
+def _on_mesh(mesh, x, y):
+    """x, y with rows sharded over the mesh when they divide evenly (global
+    arrays always do); otherwise as given, to be padded and sharded inside."""
+    if mesh is None or x.shape[0] % mesh.size:
+        return x, y
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names))
+    return jax.device_put(x, rows), jax.device_put(y, rows)
+
+
+def _local(tree):
+    """A copy on this process of every leaf that spans several processes
+    (results of a multi-process fit are replicated, so any local shard is whole)."""
+    def one(a):
+        if checks.is_global(a):
+            return a.addressable_data(0)
+        return a
+    return jax.tree.map(one, tree)
 _score_jit = jax.jit(_score_impl, static_argnums=0)
 
 
 class _Problem:
     """Scaled data, basis points and feature maps of one fit."""
 
-    def __init__(self, model, x, y, key):
-        self.model, self.y = model, y
+    def __init__(self, model, x, y, key, mesh=None, progress=False):
+        self.model, self.y, self.mesh, self.progress = model, y, mesh, progress
+        self.qr = model.statistics == "qr" or (
+            model.statistics == "auto" and jnp.finfo(y.dtype).bits < 64)
         self.structure = structure = model.structure(x.shape[1])
         self.domains = domains = model.domains_of(x, structure)
         self.u = scale_rows(structure, x, domains)
@@ -335,7 +389,14 @@ class _Problem:
     def chunk(self, k):
         if self.model.chunk is not None:
             return self.model.chunk
-        return stats.default_chunk(self.u.shape[0], self.structure.m + k * self.basis.shape[0])
+        width = self.structure.m + k * self.basis.shape[0]
+        chunk = stats.default_chunk(self.u.shape[0], width)
+        # A QR update costs (chunk + width) width^2: chunks shorter than the
+        # width would spend most of it on the carried factor.
+        return min(self.u.shape[0], max(chunk, 2 * width)) if self.qr else chunk
+
+    def reduce(self, el: solve.Eliminated) -> solve.Reduced:
+        return solve.reduce(el, solve.sv_cut(self.y.dtype, squared=not self.qr))
 
     def _shifted(self, uc):
         s, r = terms.features(self.structure, uc, self.basis, self.domains)
@@ -349,9 +410,40 @@ class _Problem:
         """One pass of statistics with theta built into the features (width m + q)."""
         theta = jnp.exp(hyper.log_theta)
         narrow = stats.accumulate(lambda uc: self.narrow_features(uc, theta), self.u, self.y,
-                                  chunk=self.chunk(self.structure.k))  # features hold K blocks per chunk
-        pen = jnp.einsum("i,iab->ab", theta, self.pen_blocks, precision=_HI)
-        return solve.blocks_from_stats(*narrow, self.structure.m, pen)
+                                  chunk=self.chunk(self.structure.k),  # features hold K blocks per chunk
+                                  **self.pass_options("pass over the rows"))
+        return solve.blocks_from_stats(*narrow, self.structure.m, self.pen_at(theta))
+
+    def narrow_eliminated(self, hyper) -> solve.Eliminated:
+        """The problem at ``hyper`` in square-root form, from one pass (QR or Gram)."""
+        if not self.qr:
+            return solve.eliminate_gram(self.narrow_blocks(hyper))
+        theta = jnp.exp(hyper.log_theta)
+        f = stats.factor(lambda uc: self.narrow_features(uc, theta), self.u, self.y,
+                         chunk=self.chunk(self.structure.k), **self.pass_options("pass over the rows (QR)"))
+        return solve.eliminate_qr(f.r, f.n, self.structure.m, self.pen_at(theta))
+
+    def pen_at(self, theta):
+        return jnp.einsum("i,iab->ab", theta, self.pen_blocks, precision=_HI)
+
+    def full_statistics(self):
+        """One pass of statistics of all K q penalized columns: Gram ``Stats``, or
+        a ``Factor`` on the QR path."""
+        pass_fn = stats.factor if self.qr else stats.accumulate
+        return pass_fn(self.full_features, self.u, self.y, chunk=self.chunk(self.structure.k),
+                       **self.pass_options("selection statistics"))
+
+    def pass_options(self, label):
+        return dict(mesh=self.mesh, progress=label if self.progress else None)
+
+    def full_eliminated(self, full, log_theta) -> solve.Eliminated:
+        """The problem at theta in square-root form from full statistics."""
+        if not self.qr:
+            return solve.eliminate_gram(
+                solve.blocks_from_full(*full, self.structure.m, self.pen_blocks, jnp.exp(log_theta)))
+        theta = jnp.exp(log_theta)
+        r = solve.factor_at(full.r, self.structure.m, theta)
+        return solve.eliminate_qr(r, full.n, self.structure.m, self.pen_at(theta))
 
     def full_features(self, uc):
         s, r = self._shifted(uc)
@@ -387,16 +479,19 @@ def _select(full, prob, model, init=None) -> Hyper:
     """
     m, k = prob.structure.m, prob.structure.k
     n = full.n
-    dtype = full.ztz.dtype
+    dtype = prob.y.dtype
 
     def blocks(log_theta):
         return solve.blocks_from_full(*full, m, prob.pen_blocks, jnp.exp(log_theta))
 
+    def reduced(log_theta):
+        return prob.reduce(prob.full_eliminated(full, log_theta))
+
     def exact_score(p):
-        return _score_of(model, solve.reduce(blocks(canonical_log_theta(p[1:]))), p[0])
+        return _score_of(model, reduced(canonical_log_theta(p[1:])), p[0])
 
     if init is None:
-        red0 = solve.reduce(blocks(jnp.zeros((k,), dtype)))
+        red0 = reduced(jnp.zeros((k,), dtype))
         grid = jnp.asarray(_LOG_RHO_GRID, dtype)
         scores = jax.vmap(lambda lr: solve.score(solve.fitness(red0, jnp.exp(lr)), n, model.score, model.alpha))(grid)
         p0 = jnp.zeros((k + 1,), dtype).at[0].set(grid[jnp.argmin(scores)] + jnp.log(red0.scale / n))
@@ -407,10 +502,14 @@ def _select(full, prob, model, init=None) -> Hyper:
     def one_round(_, p):
         # Re-freeze the basis at the current point, so that the Cholesky of
         # each round works on a nearly diagonal system.
-        frozen = solve.freeze(solve.reduce(blocks(canonical_log_theta(p[1:]))))
+        frozen = solve.freeze(reduced(canonical_log_theta(p[1:])))
 
         def objective(pp):
-            f = solve.fitness_in_frozen(blocks(canonical_log_theta(pp[1:])), frozen, pp[0])
+            log_theta = canonical_log_theta(pp[1:])
+            if prob.qr:
+                f = solve.fitness_in_frozen_root(prob.full_eliminated(full, log_theta), frozen, pp[0])
+            else:
+                f = solve.fitness_in_frozen(blocks(log_theta), frozen, pp[0])
             return solve.score(f, n, model.score, model.alpha)
 
         return _lbfgs(objective, p, model.max_steps)

@@ -1,14 +1,24 @@
-"""Sufficient statistics Z'Z, Z'y, y'y accumulated over row chunks.
+"""Sufficient statistics of [Z, y] accumulated over row chunks.
 
-Memory is O(chunk * width + width^2) whatever the number of rows: the rows
-are visited once, in chunks, inside a ``lax.scan``.
+Two forms, both one pass over the rows with memory O(chunk * width + width^2)
+whatever the number of rows (the rows are visited in chunks inside a
+``lax.scan``):
+
+- ``accumulate``: the Gram statistics Z'Z, Z'y, y'y (one matrix product per
+  chunk; the fast path, accurate in float64);
+- ``factor``: the triangular factor R of [Z, y] (R'R = [Z, y]'[Z, y]), updated
+  by a QR of [R; chunk] (TSQR). It never squares the condition number of Z,
+  which is what keeps float32 fits accurate.
 """
 from __future__ import annotations
 
+import sys
+import time
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -22,37 +32,142 @@ class Stats(NamedTuple):
     n: jax.Array
 
 
+class Factor(NamedTuple):
+    """r: (p+1, p+1) upper triangular with R'R = [Z, y]'[Z, y]; n: scalar row count."""
+
+    r: jax.Array
+    n: jax.Array
+
+
 def default_chunk(n: int, width: int, budget: int = 1 << 21) -> int:
     """Rows per chunk so that one chunk of features holds about ``budget`` numbers."""
     return int(max(64, min(n, budget // max(width, 1))))
 
 
-def accumulate(feature_fn: Callable, x, y, *, chunk: int) -> Stats:
-    """One pass over the rows of ``x`` (n, d) and ``y`` (n,).
-
-    ``feature_fn`` maps a chunk of rows (c, d) to features (c, p).
-    """
+def _padded(x, y, multiple):
+    """Rows padded to a multiple of ``multiple`` with weight-0 copies of row 0:
+    (x, y, w) with w = 1 on real rows."""
     n = x.shape[0]
-    n_chunks = -(-n // chunk)
-    pad = n_chunks * chunk - n
-    weight = jnp.concatenate([jnp.ones((n,), y.dtype), jnp.zeros((pad,), y.dtype)])
-    xp = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])]) if pad else x
-    yp = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)]) if pad else y
-    xs = xp.reshape((n_chunks, chunk) + x.shape[1:])
-    ys = yp.reshape((n_chunks, chunk))
-    ws = weight.reshape((n_chunks, chunk))
+    pad = -(-n // multiple) * multiple - n
+    w = jnp.concatenate([jnp.ones((n,), y.dtype), jnp.zeros((pad,), y.dtype)])
+    if pad:
+        x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])])
+        y = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)])
+    return x, y, w
 
-    @jax.checkpoint  # reverse mode keeps one carry per chunk, not the features
-    def body(carry, batch):
-        ztz, zty = carry
-        xc, yc, wc = batch
-        z = feature_fn(xc) * wc[:, None]
-        ztz = ztz + jnp.matmul(z.T, z, precision=_HIGHEST)
-        zty = zty + jnp.matmul(z.T, yc, precision=_HIGHEST)
-        return (ztz, zty), None
 
-    width = jax.eval_shape(feature_fn, xs[0]).shape[1]
-    init = (jnp.zeros((width, width), y.dtype), jnp.zeros((width,), y.dtype))
-    (ztz, zty), _ = jax.lax.scan(body, init, (xs, ys, ws))
+def _one_pass(scan_fn, combine, x, y, chunk, mesh, progress):
+    """Run ``scan_fn(chunks, tick, vary)`` over the rows: on one device, or with the
+    rows split over every axis of ``mesh`` (each device scans its own rows,
+    ``combine(local, axes)`` merges the results across devices)."""
+    devices = 1 if mesh is None else mesh.size
+    xp, yp, wp = _padded(x, y, chunk * devices)
+
+    def local(xl, yl, wl):
+        n_chunks = xl.shape[0] // chunk
+        chunks = (xl.reshape((n_chunks, chunk) + x.shape[1:]), yl.reshape((n_chunks, chunk)),
+                  wl.reshape((n_chunks, chunk)), jnp.arange(n_chunks))
+        device = 0 if mesh is None else jax.lax.axis_index(mesh.axis_names)
+        tick = _ticker(progress, n_chunks, chunk * devices, device)
+        # Inside shard_map a scan's carry must be typed as varying across devices.
+        vary = (lambda v: v) if mesh is None else (lambda v: jax.lax.pcast(v, mesh.axis_names, to="varying"))
+        return scan_fn(chunks, tick, vary)
+
+    if mesh is None:
+        return local(xp, yp, wp)
+    rows = P(mesh.axis_names)
+    xp, yp, wp = (jax.lax.with_sharding_constraint(a, NamedSharding(mesh, rows)) for a in (xp, yp, wp))
+    return jax.shard_map(lambda a, b, c: combine(local(a, b, c), mesh.axis_names), mesh=mesh,
+                         in_specs=(rows, rows, rows), out_specs=P())(xp, yp, wp)
+
+
+def accumulate(feature_fn: Callable, x, y, *, chunk: int, mesh: Mesh | None = None,
+               progress: str | None = None) -> Stats:
+    """Gram statistics in one pass over the rows of ``x`` (n, d) and ``y`` (n,).
+
+    ``feature_fn`` maps a chunk of rows (c, d) to features (c, p). With
+    ``mesh``, the rows are split over all its devices and the statistics
+    summed across them. ``progress``: a label to report progress under, or
+    None (silent).
+    """
+    width = jax.eval_shape(feature_fn, x[:chunk]).shape[1]
+
+    def scan_fn(chunks, tick, vary):
+        @jax.checkpoint  # reverse mode keeps one carry per chunk, not the features
+        def body(carry, batch):
+            ztz, zty = carry
+            xc, yc, wc, i = batch
+            z = feature_fn(xc) * wc[:, None]
+            ztz = ztz + jnp.matmul(z.T, z, precision=_HIGHEST)
+            zty = zty + jnp.matmul(z.T, yc * wc, precision=_HIGHEST)
+            tick(i)
+            return (ztz, zty), None
+
+        init = (vary(jnp.zeros((width, width), y.dtype)), vary(jnp.zeros((width,), y.dtype)))
+        return jax.lax.scan(body, init, chunks)[0]
+
+    ztz, zty = _one_pass(scan_fn, lambda part, axes: jax.lax.psum(part, axes), x, y, chunk, mesh, progress)
     return Stats(0.5 * (ztz + ztz.T), zty, jnp.dot(y, y, precision=_HIGHEST),
-                 jnp.asarray(n, y.dtype))
+                 jnp.asarray(x.shape[0], y.dtype))
+
+
+def factor(feature_fn: Callable, x, y, *, chunk: int, mesh: Mesh | None = None,
+           progress: str | None = None) -> Factor:
+    """The triangular factor of [Z, y] in one pass over the rows (TSQR); with
+    ``mesh``, one factor per device, then a QR of the stacked factors."""
+    width = jax.eval_shape(feature_fn, x[:chunk]).shape[1] + 1
+
+    def scan_fn(chunks, tick, vary):
+        def body(r, batch):
+            xc, yc, wc, i = batch
+            block = jnp.concatenate([feature_fn(xc), yc[:, None]], axis=1) * wc[:, None]
+            tick(i)
+            return _qr_r(jnp.concatenate([r, block])), None
+
+        return jax.lax.scan(body, vary(jnp.zeros((width, width), y.dtype)), chunks)[0]
+
+    def combine(r, axes):
+        # Each device puts its factor in its own slot; the psum is a gather
+        # whose result is known to be the same on every device.
+        slots = jnp.zeros((mesh.size,) + r.shape, r.dtype).at[jax.lax.axis_index(axes)].set(r)
+        return _qr_r(jax.lax.psum(slots, axes).reshape(-1, r.shape[1]))
+
+    r = _one_pass(scan_fn, combine, x, y, chunk, mesh, progress)
+    return Factor(r, jnp.asarray(x.shape[0], y.dtype))
+
+
+def _qr_r(a):
+    return jnp.linalg.qr(a, mode="r")
+
+
+# -- progress ------------------------------------------------------------------
+
+_PROGRESS_EVERY_S = 5.0
+_progress_state: dict = {}
+
+
+def _ticker(label, n_chunks, rows_per_chunk, device):
+    """A function of the chunk index that reports progress from the host
+    (``jax.debug.callback``), or does nothing when ``label`` is None."""
+    if label is None:
+        return lambda i: None
+
+    def report(i, dev):
+        if int(dev) != 0 or jax.process_index() != 0:
+            return
+        i, now = int(i), time.perf_counter()
+        state = _progress_state.setdefault(label, {})
+        if i == 0:
+            state.update(start=now, last=now)
+        done = i + 1
+        if now - state.get("last", now) < _PROGRESS_EVERY_S and done < n_chunks:
+            return
+        state["last"] = now
+        spent = now - state.get("start", now)
+        rate = done * rows_per_chunk / max(spent, 1e-9)
+        eta = (n_chunks - done) * spent / done
+        print(f"[kcascade] {label}: {100.0 * done / n_chunks:5.1f}% of the rows "
+              f"({done}/{n_chunks} chunks), {spent:6.1f} s, {rate:,.0f} rows/s, eta {eta:5.1f} s",
+              file=sys.stderr, flush=True)
+
+    return lambda i: jax.debug.callback(report, i, device)
