@@ -15,6 +15,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-full", action="store_true", help="skip full-sample selection")
     ap.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--no-cache", action="store_true",
                     help="do not keep compiled programs in ~/.cache/kcascade (or $KCASCADE_CACHE)")
     args = ap.parse_args(argv)
@@ -34,7 +35,7 @@ def main(argv=None):
     print(f"SS-ANOVA, order {args.order} ({len(model.structure(3).names)} smoothing parameters), GCV alpha 1.4, "
           f"{'float32' if args.float32 else 'float64'}, {jax.devices()[0].platform}\n")
 
-    res = kc.cascade(model, x, y, key=k_fit)
+    res = kc.cascade(model, x, y, key=k_fit, progress=not args.quiet)
     mse = float(jnp.mean((res.teacher.predict(x_test) - f_test) ** 2))
     t = res.timings
     print("Knowledge Cascade (student selects, law transfers, teacher fits once)")
@@ -44,17 +45,17 @@ def main(argv=None):
     print(f"  test MSE vs truth: {mse:.5f}")
     print(f"  seconds (first run, compile included): student {t['student']:.2f}, transfer {t['transfer']:.4f}, "
           f"teacher {t['teacher']:.2f}, total {t['total']:.2f}")
-    res = kc.cascade(model, x, y, key=k_fit)
+    res = kc.cascade(model, x, y, key=k_fit, progress=not args.quiet)
     print(f"  seconds (warm):                        student {res.timings['student']:.2f}, "
           f"transfer {res.timings['transfer']:.4f}, teacher {res.timings['teacher']:.2f}, total {res.timings['total']:.2f}")
     if args.no_full:
         return
     print("\nFull-sample selection (every smoothing parameter chosen on all n rows)")
     t0 = time.perf_counter()
-    fit = jax.block_until_ready(model.fit(x, y, key=k_fit))
+    fit = jax.block_until_ready(model.fit(x, y, key=k_fit, progress=not args.quiet))
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fit = jax.block_until_ready(model.fit(x, y, key=k_fit))
+    fit = jax.block_until_ready(model.fit(x, y, key=k_fit, progress=not args.quiet))
     warm = time.perf_counter() - t0
     full_mse = float(jnp.mean((fit.predict(x_test) - f_test) ** 2))
     print(f"  n = {args.n}, lambda = {float(jnp.exp(fit.hyper.log_lambda)):.4g}")
