@@ -20,10 +20,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.scipy.linalg import solve_triangular
 
-from kcascade import checks, kernels, solve, stats, terms
+from kcascade import checks, kernels, optim, solve, stats, terms
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -318,7 +317,7 @@ def _refine_impl(model, x, y, key, hyper, steps, mesh=None, progress=False):
     def exact(p):
         return _score_of(model, prob.reduce(prob.narrow_eliminated(unpack(p))), p[0])
 
-    p = _lbfgs(objective, p0, steps)
+    p = optim.lbfgs(objective, p0, steps)
     score_end = exact(p)
     keep = jnp.isfinite(score_end) & (score_end <= exact(p0))
     h = unpack(jnp.where(keep, p, p0))
@@ -512,7 +511,7 @@ def _select(full, prob, model, init=None) -> Hyper:
                 f = solve.fitness_in_frozen(blocks(log_theta), frozen, pp[0])
             return solve.score(f, n, model.score, model.alpha)
 
-        return _lbfgs(objective, p, model.max_steps)
+        return optim.lbfgs(objective, p, model.max_steps)
 
     p = jax.lax.fori_loop(0, _ROUNDS, one_round, p0)
     refined_score = exact_score(p)
@@ -520,28 +519,6 @@ def _select(full, prob, model, init=None) -> Hyper:
     log_theta = canonical_log_theta(p[1:])
     shift = jnp.mean(log_theta)
     return Hyper(p[0] - shift, log_theta - shift)
-
-
-def _lbfgs(fun, x0, max_steps):
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(fun)
-
-    def step(carry):
-        x, state = carry
-        value, grad = value_and_grad(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(x, updates), state
-
-    def going(carry):
-        _, state = carry
-        count = optax.tree_utils.tree_get(state, "count")
-        grad = optax.tree_utils.tree_get(state, "grad")
-        value = optax.tree_utils.tree_get(state, "value")
-        small = optax.tree_utils.tree_norm(grad) < 1e-9 * jnp.abs(value)
-        return (count == 0) | ((count < max_steps) & ~small & jnp.isfinite(value))
-
-    x, _ = jax.lax.while_loop(going, step, (x0, opt.init(x0)))
-    return x
 
 
 # -- the fitted model --------------------------------------------------------------
