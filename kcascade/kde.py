@@ -148,7 +148,9 @@ def _tiles(x, w, block):
 def _sq_dist(xi, xk, log_h):
     """(b, b) sum_j ((xi_j - xk_j) / h_j)^2."""
     inv = jnp.exp(-log_h)
-    return jnp.sum(((xi[:, None, :] - xk[None, :, :]) * inv) ** 2, axis=-1)
+    # one (b, b) term per dimension: a trailing axis of length d (often 1-4)
+    # makes a poor layout for XLA:CPU
+    return sum(((xi[:, None, j] - xk[None, :, j]) * inv[j]) ** 2 for j in range(xi.shape[1]))
 
 
 def _lscv(x, w, log_h, block):
@@ -164,7 +166,8 @@ def _lscv(x, w, log_h, block):
             xk, wk = c
             r = _sq_dist(xi, xk, log_h)
             ww = wi[:, None] * wk[None, :]
-            return acc2 + jnp.stack([jnp.sum(ww * jnp.exp(-0.25 * r)), jnp.sum(ww * jnp.exp(-0.5 * r))]), None
+            e = jnp.exp(-0.25 * r)  # phi at sqrt(2) h; its square is phi at h
+            return acc2 + jnp.stack([jnp.sum(ww * e), jnp.sum(ww * e * e)]), None
 
         return jax.lax.scan(col_block, acc, (xs, ws))[0], None
 

@@ -25,3 +25,17 @@ def test_api_tour():
     leaves = jax.tree.leaves(fit)
     assert all(isinstance(leaf, jax.Array) for leaf in leaves)
     assert model == kc.SSANOVA(order=2) and hash(model) == hash(kc.SSANOVA(order=2))
+
+
+def test_api_tour_kde():
+    x, _, _ = kc.datasets.sine_interaction(jax.random.key(1), 300)
+    x_new, key = x[:5], jax.random.key(0)
+    kde = kc.KDE(selector="lscv")
+    dfit = kde.fit(x)
+    assert dfit.bandwidth.shape == (3,) and np.all(np.asarray(dfit.bandwidth) > 0)
+    assert dfit.log_density(x_new).shape == (5,)
+    assert dfit.sample(jax.random.key(1), 100).shape == (100, 3)
+    fixed = kc.KDE().fit(x, bandwidth=[0.1, 0.2, 0.1])
+    np.testing.assert_allclose(np.asarray(fixed.bandwidth), [0.1, 0.2, 0.1], rtol=1e-12)
+    res = kc.cascade(kde, x, key=key)
+    assert res.teacher.data.shape == x.shape
