@@ -73,3 +73,14 @@ def finite(a, name: str):
         raise ValueError(
             f"{name}: expected finite values, found {int(bad.sum())} NaN/inf "
             f"(first at index {tuple(int(i) for i in where)}: {arr[tuple(where)]})")
+
+
+def query_rows(x_new, d: int, dtype, name: str = "x_new"):
+    """``x_new`` (m, d) checked against the training width ``d`` and as an array of ``dtype``."""
+    _, width = float_matrix(x_new, name)
+    if width != d:
+        raise ValueError(f"{name}: expected {d} columns like the training x, got {width}")
+    x_new = jnp.asarray(x_new, dtype)
+    if is_concrete(x_new):
+        finite(x_new, name)
+    return x_new

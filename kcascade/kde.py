@@ -253,13 +253,7 @@ class KDEFit:
     def log_density(self, x_new):
         """(m,) log f at the rows of ``x_new`` (m, d); tiles of data x queries,
         log-sum-exp throughout."""
-        _, d = checks.float_matrix(x_new, "x_new")
-        if d != self.data.shape[1]:
-            raise ValueError(f"x_new: expected {self.data.shape[1]} columns like the training x, got {d}")
-        x_new = jnp.asarray(x_new, self.data.dtype)
-        if checks.is_concrete(x_new):
-            checks.finite(x_new, "x_new")
-        return _log_density_jit(self, x_new)
+        return _log_density_jit(self, checks.query_rows(x_new, self.data.shape[1], self.data.dtype))
 
     def sample(self, key, m: int):
         """(m, d) draws from the estimate: a random row plus N(0, diag h^2)."""

@@ -582,12 +582,7 @@ class SSANOVAFit:
         components and their null-space columns, without the constant. Term
         effects are centred on the basis points' mean.
         """
-        _, d = checks.float_matrix(x_new, "x_new")
-        if d != self.domains.shape[0]:
-            raise ValueError(f"x_new: expected {self.domains.shape[0]} columns like the training x, got {d}")
-        x_new = jnp.asarray(x_new, self.coef_basis.dtype)
-        if checks.is_concrete(x_new):
-            checks.finite(x_new, "x_new")
+        x_new = checks.query_rows(x_new, self.domains.shape[0], self.coef_basis.dtype)
         null_mask, comp_mask = self._term_masks(terms)
         mean, sd = _predict_jit(self, x_new, null_mask, comp_mask)
         return (mean, sd) if se else mean
