@@ -115,7 +115,7 @@ class KDE:
     def score_at(self, x, hyper: KDEHyper):
         """The selector's criterion at ``hyper`` (LSCV, or minus the mean LCV log likelihood)."""
         x = jnp.asarray(x)
-        return _criterion(self, x, _weights(x), hyper.log_bandwidth)
+        return _score_jit(self, x, jnp.asarray(hyper.log_bandwidth, x.dtype))
 
 
 def spread(x):
@@ -235,6 +235,7 @@ def _fit_impl(model, x, hyper, init):
 
 
 _fit_jit = jax.jit(_fit_impl, static_argnums=0)
+_score_jit = jax.jit(lambda model, x, log_h: _criterion(model, x, _weights(x), log_h), static_argnums=0)
 
 
 @dataclasses.dataclass(frozen=True)
