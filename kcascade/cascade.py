@@ -8,6 +8,7 @@ teacher once on all rows at the transferred values.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from typing import Any
 
@@ -69,7 +70,8 @@ def _sizes(n, n_student, stages):
 
 
 def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, refine: int = 0,
-            teacher_lambda: str = "law", mesh=None, progress: bool = False) -> CascadeFit:
+            teacher_lambda: str = "law", warm_start: bool = False, mesh=None,
+            progress: bool = False) -> CascadeFit:
     """Select on a student subsample, transfer, fit the teacher once.
 
     Args:
@@ -86,6 +88,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
         "select": the teacher keeps the transferred thetas and picks lambda by
         its own score from the statistics of its single pass (models with a
         ``lambda_search`` fit option).
+      warm_start: give the student's fit to the teacher as its starting point
+        (``fit(..., start=student)``: a network grown from the student by
+        ``nets.widen``); models without a ``start`` option reject it.
       mesh: a ``jax.sharding.Mesh`` for the teacher's pass over all rows (and
         ``refine``); the student runs on one device.
       progress: print progress lines during the teacher's pass.
@@ -98,6 +103,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
         raise ValueError(f"refine: expected an integer >= 0, got {refine!r}")
     if teacher_lambda not in ("law", "select"):
         raise ValueError(f"teacher_lambda: expected 'law' or 'select', got {teacher_lambda!r}")
+    if warm_start and "start" not in inspect.signature(model.fit).parameters:
+        raise ValueError(f"warm_start: {type(model).__name__}.fit takes no start= (it has no iterative fit to warm-start)")
     law = model.default_law(np.shape(x)[1]) if law is None else law
     if not isinstance(law, laws_mod.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
@@ -122,6 +129,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     t_refine = time.perf_counter()
     extra = dict(lambda_search=True) if teacher_lambda == "select" else {}
     extra.update(scale_options)
+    if warm_start:
+        extra["start"] = student
     teacher = jax.block_until_ready(_fit(model, x, y, key=k_teacher, hyper=hyper_teacher, **extra))
     hyper_teacher = teacher.hyper if teacher_lambda == "select" else hyper_teacher
     t_end = time.perf_counter()

@@ -48,6 +48,18 @@ class Law:
                 raise ValueError(f"{nm}: expected a row count >= 1, got {v!r}")
         return self.exponent * (math.log(n_to) - math.log(n_from))
 
+    def or_reference(self) -> "Law":
+        """This law where its 95% interval excludes the reference exponent,
+        else a law with the reference exponent: a noisy ladder whose slope
+        is indistinguishable from theory should not extrapolate its noise."""
+        if self.interval is None or self.reference is None:
+            raise ValueError(f"or_reference: expected an empirical law with an interval and a reference, got {self.name}")
+        lo, hi = self.interval
+        if lo <= self.reference <= hi:
+            return Law(float(self.reference), f"reference({self.reference:g}; {self.name} slope "
+                                              f"{self.exponent:.3g} not significant)")
+        return self
+
     def plot(self, ax=None):
         """log s* against log n: the ladder, the fitted line and the theoretical one."""
         import matplotlib.pyplot as plt

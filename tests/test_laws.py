@@ -81,3 +81,14 @@ def test_empirical_law_and_plot():
     assert len(ax.lines) == 3
     with pytest.raises(ValueError, match="sizes: expected strictly increasing"):
         laws.empirical(model, x, y, key=jax.random.key(0), sizes=(200, 100, 400))
+
+
+def test_or_reference_keeps_only_a_significant_slope():
+    from kcascade import laws
+
+    clean = laws.fit_power([100, 200, 400, 800], [0.0, -0.5, -1.0, -1.5], reference=0.0)
+    assert clean.or_reference() is clean
+    noisy = laws.fit_power([100, 200, 400, 800], [0.0, 0.4, -0.3, 0.2], reference=0.0)
+    assert noisy.or_reference().exponent == 0.0
+    with pytest.raises(ValueError, match="or_reference"):
+        laws.power(-0.5).or_reference()
