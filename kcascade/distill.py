@@ -122,9 +122,10 @@ def train(net, params, x, labels, *, key, steps: int, lr: float = 1e-2, batch: i
     if labels.shape != (n,) or not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"labels: expected ({n},) integers, got shape {labels.shape} dtype {labels.dtype}")
     k = net.out
-    if checks.is_concrete(labels) and (int(labels.min()) < 0 or int(labels.max()) >= k):
-        raise ValueError(f"labels: expected values in [0, {k}) for a net with out = {k}, "
-                         f"got range [{int(labels.min())}, {int(labels.max())}]")
+    if checks.is_concrete(labels):
+        lo, hi = int(np.min(np.asarray(labels))), int(np.max(np.asarray(labels)))
+        if lo < 0 or hi >= k:
+            raise ValueError(f"labels: expected values in [0, {k}) for a net with out = {k}, got range [{lo}, {hi}]")
     if schedule not in _SCHEDULES:
         raise ValueError(f"schedule: expected one of {_SCHEDULES}, got {schedule!r}")
     if not 0 <= alpha <= 1:
@@ -141,8 +142,16 @@ def train(net, params, x, labels, *, key, steps: int, lr: float = 1e-2, batch: i
     a_w, b_w = (None, None) if paced is None else paced
     if paced is not None:
         paced_weights(0.5, a_w, b_w)
-    x = jnp.asarray(x)
     cut = int(round(switch * steps)) if schedule == "forward_then_reverse" else (steps if schedule == "forward" else 0)
+    cfg = (steps, batch, float(temperature), float(alpha), None if paced is None else (float(a_w), float(b_w)),
+           samples, cut, eval_every)
+    eval_data = None if eval_data is None else (jnp.asarray(eval_data[0]), jnp.asarray(eval_data[1]))
+    return _classify_jit(net, cfg, params, jnp.asarray(x), labels, teacher_probs, key, lr, weight_decay, eval_data)
+
+
+def _classify_impl(net, cfg, params, x, labels, teacher_probs, key, lr, weight_decay, eval_data):
+    steps, batch, temperature, alpha, paced, samples, cut, eval_every = cfg
+    k = net.out
 
     def batch_loss(p, idx, k_loss, t):
         logits = net.apply(p, x[idx])
@@ -159,15 +168,18 @@ def train(net, params, x, labels, *, key, steps: int, lr: float = 1e-2, batch: i
                 terms = jnp.where(t < cut, fwd, rev)
         weights = None
         if paced is not None:
-            weights = paced_weights(pass_rate(k_loss, jax.lax.stop_gradient(logits), y, samples), a_w, b_w)
+            weights = paced_weights(pass_rate(k_loss, jax.lax.stop_gradient(logits), y, samples), *paced)
         return weighted_mean(terms, weights)
 
     evaluate_fn = None
     if eval_data is not None:
-        xe, ye = jnp.asarray(eval_data[0]), jnp.asarray(eval_data[1])
+        xe, ye = eval_data
         evaluate_fn = lambda p: jnp.mean(jnp.argmax(net.apply(p, xe), -1) == ye)  # noqa: E731
-    return nets.run_steps(nets.optimizer(net, params, lr, weight_decay), params, batch_loss, n, key=key,
+    return nets.run_steps(nets.optimizer(net, params, lr, weight_decay), params, batch_loss, x.shape[0], key=key,
                           steps=steps, batch=batch, evaluate_fn=evaluate_fn, eval_every=eval_every)
+
+
+_classify_jit = jax.jit(_classify_impl, static_argnums=(0, 1))
 
 
 def targets(teacher, x):
@@ -204,6 +216,13 @@ def train_regression(net, params, x, teacher_values, *, key, steps: int, y=None,
     x = jnp.asarray(x)
     tv = jnp.asarray(teacher_values, x.dtype)
     yy = tv if y is None else jnp.asarray(y, x.dtype)
+    eval_data = None if eval_data is None else (jnp.asarray(eval_data[0], x.dtype), jnp.asarray(eval_data[1], x.dtype))
+    return _regress_jit(net, (steps, batch, float(alpha), eval_every), params, x, tv, yy, key, lr, weight_decay,
+                        eval_data)
+
+
+def _regress_impl(net, cfg, params, x, tv, yy, key, lr, weight_decay, eval_data):
+    steps, batch, alpha, eval_every = cfg
 
     def batch_loss(p, idx, k_loss, t):
         s = net.apply(p, x[idx])[:, 0]
@@ -211,7 +230,10 @@ def train_regression(net, params, x, teacher_values, *, key, steps: int, y=None,
 
     evaluate_fn = None
     if eval_data is not None:
-        xe, fe = jnp.asarray(eval_data[0], x.dtype), jnp.asarray(eval_data[1], x.dtype)
+        xe, fe = eval_data
         evaluate_fn = lambda p: jnp.mean((net.apply(p, xe)[:, 0] - fe) ** 2)  # noqa: E731
-    return nets.run_steps(nets.optimizer(net, params, lr, weight_decay), params, batch_loss, n, key=key,
+    return nets.run_steps(nets.optimizer(net, params, lr, weight_decay), params, batch_loss, x.shape[0], key=key,
                           steps=steps, batch=batch, evaluate_fn=evaluate_fn, eval_every=eval_every)
+
+
+_regress_jit = jax.jit(_regress_impl, static_argnums=(0, 1))

@@ -147,11 +147,20 @@ def train(net: MLP, params, x, y, *, key, lr, weight_decay=0.0, steps: int, batc
       lr, weight_decay: scalars (traced allowed).
       eval_data: (x_eval, y_eval) scored every ``eval_every`` steps into ``curve``.
     """
-    fn = _loss_fn(loss)
+    _loss_fn(loss)
     n, _ = checks.float_matrix(x, "x")
     if np.shape(y)[:1] != (n,):
         raise ValueError(f"y: expected {n} rows to match x, got shape {np.shape(y)}")
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    if not (isinstance(steps, (int, np.integer)) and steps >= 1):
+        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    eval_data = None if eval_data is None else (jnp.asarray(eval_data[0]), jnp.asarray(eval_data[1]))
+    return _train_core(net, (int(steps), int(batch), loss, int(eval_every)), params, jnp.asarray(x), jnp.asarray(y),
+                       key, lr, weight_decay, eval_data)
+
+
+def _train_core_impl(net, cfg, params, x, y, key, lr, weight_decay, eval_data):
+    steps, batch, loss, eval_every = cfg
+    fn = _loss_fn(loss)
 
     def batch_loss(p, idx, k, t):
         del k, t
@@ -160,6 +169,9 @@ def train(net: MLP, params, x, y, *, key, lr, weight_decay=0.0, steps: int, batc
     evaluate_fn = None if eval_data is None else (lambda p: fn(net.apply(p, eval_data[0]), eval_data[1]))
     return run_steps(optimizer(net, params, lr, weight_decay), params, batch_loss, x.shape[0], key=key,
                      steps=steps, batch=batch, evaluate_fn=evaluate_fn, eval_every=eval_every)
+
+
+_train_core = jax.jit(_train_core_impl, static_argnums=(0, 1))
 
 
 def run_steps(opt, params, batch_loss, n: int, *, key, steps: int, batch: int, evaluate_fn=None,

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 HERE = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 
-@pytest.mark.parametrize("name,env", [("cascade.ipynb", {"KCASCADE_NB_N": "3000"})])
+@pytest.mark.parametrize("name,env", [("cascade.ipynb", {"KCASCADE_NB_N": "3000"}),
+                                      ("distill.ipynb", {"KCASCADE_NB_SMALL": "1"})])
 def test_notebook_runs(name, env, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -22,4 +23,8 @@ def test_notebook_runs(name, env, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
-    assert namespace["res"].teacher.n == 3000
+    if name == "cascade.ipynb":
+        assert namespace["res"].teacher.n == 3000
+    else:
+        assert namespace["res"].teacher.net.width == 32 and namespace["gap"] < 1e-4
+        assert set(namespace["acc"]) == {"hard", "kd", "kd + PACED", "kd fwd->rev"}
