@@ -78,20 +78,14 @@ def one_seed(seed, n, width, student_width, epochs, eval_every):
         pred = fit.predict(xt)
         return float(jnp.mean((pred - yt) ** 2)), float(jnp.mean((pred - ft) ** 2))
 
-    # grid search at full width, refit on all rows
-    t0 = time.perf_counter()
-    sel = model.fit(x, y, key=key)
-    t_sel = time.perf_counter() - t0
-    teacher = model.fit(x, y, key=key, hyper=sel.hyper)
-    out["grid"] = dict(hyper=sel.hyper, loss=score(teacher), tune_flops=selection_flops(model, width, n, d),
-                       tune_s=t_sel)
-    # width transfer on all rows
-    t0 = time.perf_counter()
-    sel_w = narrow.fit(x, y, key=key)
-    t_sel = time.perf_counter() - t0
-    teacher = model.fit(x, y, key=key, hyper=sel_w.hyper)
-    out["width"] = dict(hyper=sel_w.hyper, loss=score(teacher), tune_flops=selection_flops(narrow, student_width, n, d),
-                        tune_s=t_sel)
+    # grid search at full width, and at the student width (muP), on all rows; teacher refitted once
+    for name, selector, w in (("grid", model, width), ("width", narrow, student_width)):
+        t0 = time.perf_counter()
+        sel = selector.fit(x, y, key=key)
+        t_sel = time.perf_counter() - t0
+        teacher = model.fit(x, y, key=key, hyper=sel.hyper)
+        out[name] = dict(hyper=sel.hyper, loss=score(teacher), tune_flops=selection_flops(selector, w, n, d),
+                         tune_s=t_sel)
     # the cascade with the default law (copy), student on n/4 rows
     t0 = time.perf_counter()
     res = kc.cascade(narrow, x, y, key=jax.random.fold_in(key, 4), n_student=n // 4)
