@@ -94,9 +94,13 @@ def pass_rate(key, student_logits, labels, samples: int = 8):
 
 def paced_weights(p, a: float = 1.0, b: float = 1.0):
     """w(p) = p^a (1 - p)^b: small for mastered (p ~ 1) and hopeless (p ~ 0) examples."""
+    _check_paced(a, b)
+    return p ** a * (1.0 - p) ** b
+
+
+def _check_paced(a, b):
     if not (a >= 0 and b >= 0):
         raise ValueError(f"paced: expected exponents a, b >= 0, got {(a, b)!r}")
-    return p ** a * (1.0 - p) ** b
 
 
 def train(net, params, x, labels, *, key, steps: int, lr: float = 1e-2, batch: int = 128, weight_decay: float = 0.0,
@@ -139,11 +143,12 @@ def train(net, params, x, labels, *, key, steps: int, lr: float = 1e-2, batch: i
             raise ValueError(f"teacher_probs: expected shape ({n}, {k}), got {teacher_probs.shape}")
         if checks.is_concrete(teacher_probs):
             checks.finite(teacher_probs, "teacher_probs")
-    a_w, b_w = (None, None) if paced is None else paced
     if paced is not None:
-        paced_weights(0.5, a_w, b_w)
+        if len(paced) != 2:
+            raise ValueError(f"paced: expected None or two exponents (a, b), got {paced!r}")
+        _check_paced(*paced)
     cut = int(round(switch * steps)) if schedule == "forward_then_reverse" else (steps if schedule == "forward" else 0)
-    cfg = (steps, batch, float(temperature), float(alpha), None if paced is None else (float(a_w), float(b_w)),
+    cfg = (steps, batch, float(temperature), float(alpha), None if paced is None else tuple(float(v) for v in paced),
            samples, cut, eval_every)
     eval_data = None if eval_data is None else (jnp.asarray(eval_data[0]), jnp.asarray(eval_data[1]))
     return _classify_jit(net, cfg, params, jnp.asarray(x), labels, teacher_probs, key, lr, weight_decay, eval_data)

@@ -387,7 +387,8 @@ class NetRegressor:
             else:
                 params = init_params(net, k_init, d, dtype)
             lr, wd = jnp.exp(hyper.log_lr), jnp.exp(hyper.log_weight_decay)
-            params = _train_jit(net, params, xs, y, k_train, lr, wd, self.steps(n), self.batch).params
+            params = train(net, params, xs, y, key=k_train, lr=lr, weight_decay=wd, steps=self.steps(n),
+                           batch=self.batch).params
             return NetFit(self, net, params, NetHyper(jnp.log(lr), jnp.log(wd)), mu, sd, None)
         width = self.select_width or self.width
         net = self.net(width)
@@ -404,13 +405,6 @@ class NetRegressor:
         best_params = jax.tree.map(lambda a: a[best], params)
         hyper = NetHyper(jnp.log(jnp.asarray(lrs.ravel()[best], dtype)), jnp.log(jnp.asarray(wds.ravel()[best], dtype)))
         return NetFit(self, net, best_params, hyper, mu, sd, grid_loss.reshape(lrs.shape))
-
-
-def _train_impl(net, params, x, y, key, lr, wd, steps, batch):
-    return train(net, params, x, y, key=key, lr=lr, weight_decay=wd, steps=steps, batch=batch)
-
-
-_train_jit = jax.jit(_train_impl, static_argnums=(0, 7, 8))
 
 
 def _select_impl(net, params0, x, y, x_val, y_val, key, lrs, wds, steps, batch):
