@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kcascade as kc  # noqa: E402
-from kcascade import stats  # noqa: E402
+from kcascade.linalg import passes as stats  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402

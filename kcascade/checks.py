@@ -12,6 +12,11 @@ def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
+def as_array(a):
+    """A jax or numpy array as given; anything else (lists, pandas objects) as a numpy array."""
+    return a if isinstance(a, (jax.Array, np.ndarray)) else np.asarray(a)
+
+
 def float_matrix(x, name: str):
     """Shape and dtype checks for a (n, d) float array; returns (n, d)."""
     shape = np.shape(x)

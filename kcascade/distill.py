@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, nets
+from kcascade import checks, nets, protocol
 
 _DIVERGENCES = ("forward", "reverse")
 _SCHEDULES = ("forward", "reverse", "forward_then_reverse")
@@ -188,16 +188,14 @@ _classify_jit = jax.jit(_classify_impl, static_argnums=(0, 1))
 
 
 def targets(teacher, x):
-    """(m,) the values a regression student learns from a fitted teacher:
-    ``predict`` (SS-ANOVA, network fits), ``log_density`` (KDE fits), or a
-    callable."""
-    if hasattr(teacher, "predict"):
-        return jnp.asarray(teacher.predict(x))
-    if hasattr(teacher, "log_density"):
-        return jnp.asarray(teacher.log_density(x))
+    """(m,) the values a regression student learns from a fitted teacher: a
+    ``protocol.Fit``'s ``evaluate`` (predictions of SS-ANOVA and network fits,
+    the log density of a KDE fit), or a callable's values."""
+    if isinstance(teacher, protocol.Fit):
+        return jnp.asarray(teacher.evaluate(x))
     if callable(teacher):
         return jnp.asarray(teacher(x))
-    raise ValueError(f"teacher: expected a fit with predict or log_density, or a callable; got {type(teacher).__name__}")
+    raise ValueError(f"teacher: expected a kcascade fit or a callable; got {type(teacher).__name__}")
 
 
 def train_regression(net, params, x, teacher_values, *, key, steps: int, y=None, alpha: float = 1.0, lr: float = 1e-2,

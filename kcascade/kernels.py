@@ -8,7 +8,12 @@ stored in the fit, and then supplies
   shape ``(n_null,)`` (the constant is shared by all covariates and lives in
   the term structure);
 - ``kernel(u, v, domain)``: the penalized reproducing kernel at two scaled
-  points, a scalar.
+  points, a scalar;
+- ``decay_order``: the order r of the eigenvalue decay of the kernel
+  (lambda_nu ~ nu^-r; None for a finite-dimensional space), which sets the
+  smoothing-spline law;
+- ``domain(col, given)``: the (2,) domain of a column of raw values, and
+  ``check_column``: the checks of a column against its domain.
 
 The scaled Bernoulli polynomials ``k1, k2, k4`` are those of DESIGN.md §1.
 """
@@ -18,6 +23,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def k1(u):
@@ -41,11 +47,36 @@ class Marginal:
 
     name: str = dataclasses.field(init=False, default="")
     n_null: int = dataclasses.field(init=False, default=0)
-    continuous: bool = dataclasses.field(init=False, default=True)
+    decay_order: float | None = dataclasses.field(init=False, default=4.0)
+    needs_domain: bool = dataclasses.field(init=False, default=False)
 
     def scale(self, x, domain):
         """Raw value(s) -> [0, 1]; ``domain``: (2,) array (lo, hi)."""
         return (x - domain[0]) / (domain[1] - domain[0])
+
+    def domain(self, col, given):
+        """(2,) domain of the raw column ``col`` (n,): ``given`` (lo, hi), or
+        the data range widened by 5% on each side (gss's rule)."""
+        if given is not None:
+            return jnp.asarray(given, col.dtype)
+        lo, hi = jnp.min(col), jnp.max(col)
+        pad = 0.05 * (hi - lo)
+        return jnp.stack([lo - pad, hi + pad])
+
+    def check_column(self, v, given, lo, hi, codes):
+        """ValueError unless column v, with minimum ``lo``, maximum ``hi`` and
+        ``codes`` (all values non-negative integers), fits ``given``."""
+        name = f"x[:, {v}]"
+        if given is None:
+            if self.needs_domain:
+                raise ValueError(f"domains[{v}]: a {self.name} covariate needs its exact period (lo, hi), got None")
+        else:
+            if np.ndim(given) != 1 or len(given) != 2 or not given[0] < given[1]:
+                raise ValueError(f"domains[{v}]: expected (lo, hi) with lo < hi, got {given!r}")
+            if lo < given[0] or hi > given[1]:
+                raise ValueError(f"{name}: values span [{lo}, {hi}], outside domains[{v}] = {given}")
+        if hi == lo:
+            raise ValueError(f"{name}: expected a non-constant covariate, every value is {lo}")
 
     def null(self, u):
         return jnp.zeros((0,), dtype=jnp.result_type(u))
@@ -73,6 +104,7 @@ class Linear(Marginal):
     """Linear smoothing spline: no null space, R = k1(u) k1(v) + k2(|u - v|)."""
 
     name: str = dataclasses.field(init=False, default="linear")
+    decay_order: float | None = dataclasses.field(init=False, default=2.0)
 
     def kernel(self, u, v, domain):
         return k1(u) * k1(v) + k2(jnp.abs(u - v))
@@ -83,6 +115,7 @@ class Periodic(Marginal):
     """Periodic cubic spline on a period [lo, hi): R = -k4(|u - v|)."""
 
     name: str = dataclasses.field(init=False, default="periodic")
+    needs_domain: bool = dataclasses.field(init=False, default=True)
 
     def scale(self, x, domain):
         return jnp.mod((x - domain[0]) / (domain[1] - domain[0]), 1.0)
@@ -99,10 +132,25 @@ class Nominal(Marginal):
     """
 
     name: str = dataclasses.field(init=False, default="nominal")
-    continuous: bool = dataclasses.field(init=False, default=False)
+    decay_order: float | None = dataclasses.field(init=False, default=None)
 
     def scale(self, x, domain):
         return x
+
+    def domain(self, col, given):
+        levels = given if given is not None else jnp.max(col) + 1
+        return jnp.stack([jnp.zeros((), col.dtype), jnp.asarray(levels, col.dtype)])
+
+    def check_column(self, v, given, lo, hi, codes):
+        name = f"x[:, {v}]"
+        if not codes:
+            raise ValueError(f"{name}: nominal covariate expects integer codes 0..L-1, got values in [{lo}, {hi}] "
+                             "that are not all non-negative integers")
+        if given is not None:
+            if not isinstance(given, (int, np.integer)) or given < 1:
+                raise ValueError(f"domains[{v}]: nominal covariate expects the number of levels L (int >= 1), got {given!r}")
+            if hi >= given:
+                raise ValueError(f"{name}: code {int(hi)} is outside the {given} levels given in domains[{v}]")
 
     def kernel(self, u, v, domain):
         n_levels = domain[1] - domain[0]

@@ -54,29 +54,40 @@ def design(kinds, order, u, z, levels):
     return np.column_stack(s_cols), r_blocks
 
 
-def dense_fit(kinds, order, u, y, z, levels, log_lambda, log_theta):
-    """Solve (Z'Z + n lambda P) b = Z'y by least squares on [Z; sqrt(n lambda) L'].
-
-    Returns a function mapping scaled rows (k, d) to (mean (k,), posterior
-    variance factor (k,) so that var = sigma2 * factor), and the hat trace.
-    """
-    n = len(y)
+def _penalized_system(kinds, order, u, z, levels, log_theta):
+    """Z = [S, R_theta] (n, m+q) and L' (q, m+q) with L L' = blockdiag(0, Q_theta)."""
     theta = np.exp(log_theta)
     s, rb = design(kinds, order, u, z, levels)
     r = sum(t * b for t, b in zip(theta, rb))
     _, qb = design(kinds, order, z, z, levels)
     qm = sum(t * b for t, b in zip(theta, qb))
     m, q = s.shape[1], len(z)
-    zz = np.column_stack([s, r])
-    lam = np.exp(log_lambda)
     w, v = np.linalg.eigh(0.5 * (qm + qm.T))
     lt = np.zeros((q, m + q))
     lt[:, m:] = (v * np.sqrt(np.clip(w, 0, None))).T
-    big = np.vstack([zz, np.sqrt(n * lam) * lt])
-    b, *_ = np.linalg.lstsq(big, np.concatenate([y, np.zeros(q)]), rcond=None)
-    h = zz.T @ zz + n * lam * lt.T @ lt
+    return np.column_stack([s, r]), lt, m
+
+
+def dense_fit(kinds, order, u, y, z, levels, log_lambda, log_theta, weights=None):
+    """Solve (Z'WZ + n lambda P) b = Z'Wy by least squares on [W^1/2 Z; sqrt(n lambda) L'],
+    n the number of rows of positive weight (W = I without ``weights``).
+
+    Returns a function mapping scaled rows (k, d) to (mean (k,), posterior
+    variance factor (k,) so that var = sigma2 * factor), the hat trace and b.
+    """
+    wts = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    n = int(np.sum(wts > 0))
+    theta = np.exp(log_theta)
+    zz, lt, m = _penalized_system(kinds, order, u, z, levels, log_theta)
+    q = len(z)
+    lam = np.exp(log_lambda)
+    root = np.sqrt(wts)
+    big = np.vstack([root[:, None] * zz, np.sqrt(n * lam) * lt])
+    b, *_ = np.linalg.lstsq(big, np.concatenate([root * y, np.zeros(q)]), rcond=None)
+    ztz = zz.T @ (wts[:, None] * zz)
+    h = ztz + n * lam * lt.T @ lt
     hinv = np.linalg.pinv(h, rcond=1e-13, hermitian=True)
-    trace = np.trace(hinv @ zz.T @ zz)
+    trace = np.trace(hinv @ ztz)
 
     def predict(u_new):
         s2, rb2 = design(kinds, order, u_new, z, levels)
@@ -84,3 +95,24 @@ def dense_fit(kinds, order, u, y, z, levels, log_lambda, log_theta):
         return z2 @ b, np.einsum("ij,jk,ik->i", z2, hinv, z2)
 
     return predict, trace, b
+
+
+def dense_scores(kinds, order, u, y, z, levels, log_lambda, log_theta, alpha):
+    """GCV and GML from the n x n hat matrix A = Z (Z'Z + n lambda P)^+ Z'.
+
+    GCV = (RSS/n) / (1 - alpha tr A / n)^2 (Craven & Wahba 1979; gss's alpha).
+    GML (Wahba 1985) = y'(I - A)y / det+(I - A)^(1/(n - m0)), with det+ the
+    product of the n - m0 non-zero eigenvalues of I - A; returned on kcascade's
+    scale: log GML - log(n - m0).
+    """
+    n = len(y)
+    zz, lt, _ = _penalized_system(kinds, order, u, z, levels, log_theta)
+    h = zz.T @ zz + n * np.exp(log_lambda) * lt.T @ lt
+    hat = zz @ np.linalg.pinv(h, rcond=1e-13, hermitian=True) @ zz.T
+    resid = y - hat @ y
+    gcv = (resid @ resid / n) / (1 - alpha * np.trace(hat) / n) ** 2
+    eig = np.linalg.eigvalsh(np.eye(n) - 0.5 * (hat + hat.T))
+    nonzero = eig[eig > 1e-8]
+    dof = len(nonzero)
+    gml = np.log(y @ (y - hat @ y)) - np.log(dof) - np.sum(np.log(nonzero)) / dof
+    return gcv, gml

@@ -82,5 +82,5 @@ def test_teacher_selects_lambda_along_transferred_theta(data):
         float(MODEL.score_at(x, y, by_law.hyper_teacher, key=k_teacher)) * (1 + 1e-12)
     with pytest.raises(ValueError, match=r"teacher_lambda: expected 'law' or 'select', got 'grid'"):
         kc.cascade(MODEL, x, y, key=key, teacher_lambda="grid")
-    with pytest.raises(ValueError, match=r"lambda_search: needs hyper"):
-        MODEL.fit(x, y, key=key, lambda_search=True)
+    with pytest.raises(ValueError, match=r"scale_search: needs hyper"):
+        MODEL.fit(x, y, key=key, scale_search=True)

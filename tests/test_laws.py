@@ -73,10 +73,18 @@ def test_empirical_law_and_plot():
     matplotlib.use("Agg")
     x, y, _ = kc.datasets.sine_interaction(jax.random.key(3), 3000)
     model = kc.SSANOVA(order=1)
-    law = laws.empirical(model, x, y, key=jax.random.key(0), sizes=(100, 200, 400), reps=2)
-    assert len(law.sizes) == 6 and math.isfinite(law.exponent)
-    assert law.interval[0] < law.exponent < law.interval[1]
+    key = jax.random.key(0)
+    law = laws.empirical(model, x, y, key=key, sizes=(100, 200, 400), reps=2)
+    assert law.sizes == (100, 100, 200, 200, 400, 400) and math.isfinite(law.exponent)
     assert law.reference == pytest.approx(-4 / 9)
+    # the ladder holds the students' selected log lambda: rebuild the first one by hand
+    k_sub, k_fit = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, 0), 0))
+    idx = jax.random.choice(k_sub, 3000, (100,), replace=False)
+    first = model.fit(x[idx], y[idx], key=k_fit)
+    assert law.values[0] == pytest.approx(float(first.hyper.log_lambda), rel=1e-12)
+    # and the law is the least-squares line through the ladder
+    refit = laws.fit_power(law.sizes, law.values)
+    assert law.exponent == pytest.approx(refit.exponent) and law.interval == pytest.approx(refit.interval)
     ax = law.plot()
     assert len(ax.lines) == 3
     with pytest.raises(ValueError, match="sizes: expected strictly increasing"):

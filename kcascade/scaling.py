@@ -1,11 +1,15 @@
 """Scaling laws as values: how a smoothing parameter moves with the sample size.
 
+This module is at the bottom of the package: estimators name their default
+law with it, and ``kcascade.cascade.laws`` (the user's ``kc.laws``) adds the
+law estimated from a ladder of student fits.
+
 A law carries the log of a *scale* parameter (lambda for a smoothing spline,
 the bandwidths for a KDE) from n_from to n_to rows:
 
     log s(n_to) = log s(n_from) + exponent * log(n_to / n_from).
 
-``transfer`` in ``kcascade.cascade`` applies a law to a hyperparameter value;
+``transfer`` in ``kcascade.cascade.pipeline`` applies a law to a hyperparameter value;
 the other parameters (the relative weights theta) are copied unchanged.
 """
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import math
 
 import numpy as np
+from jax.scipy.special import betainc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +130,6 @@ def fit_power(sizes, values, reference: float | None = None, name: str = "empiri
 
 def _t975(dof: int) -> float:
     """0.975 quantile of Student's t with ``dof`` degrees of freedom (bisection on its CDF)."""
-    from jax.scipy.special import betainc
-
     def cdf(t):
         return 1.0 - 0.5 * float(betainc(dof / 2.0, 0.5, dof / (dof + t * t)))
 
@@ -142,50 +145,3 @@ def student_size(n: int) -> int:
     if not (isinstance(n, (int, np.integer)) and n >= 1):
         raise ValueError(f"n: expected an integer row count >= 1, got {n!r}")
     return int(min(n, math.ceil(100 * n ** 0.25)))
-
-
-def fit_model(model, x, y, **kw):
-    """``model.fit`` for regression (y given) and density (y None) estimators alike."""
-    key = kw.pop("key")
-    return model.fit(x, key=key, **kw) if y is None else model.fit(x, y, key=key, **kw)
-
-
-def empirical(model, x, y=None, *, key, sizes=None, reps: int = 2, reference=None) -> Law:
-    """Estimate the scale exponent from selections at a ladder of student sizes.
-
-    Each size gets ``reps`` independent subsamples; the selected scale
-    (``model.scale_of(fit.hyper)``, log lambda for SS-ANOVA) is regressed on
-    log n.
-
-    Args:
-      model: an estimator configuration; x: (n, d); y: (n,) or None.
-      key: a ``jax.random`` key.
-      sizes: increasing subsample sizes; default student_size(n) x (1/8, 1/4,
-        1/2, 1), kept at or above the fewest rows the model accepts.
-      reps: subsamples per size.
-      reference: theoretical exponent shown by ``plot``; default the model's own.
-    Returns:
-      A ``Law`` with the fitted exponent, its 95% interval and the ladder.
-    """
-    import jax
-
-    n, d = np.shape(x)
-    if sizes is None:
-        top, floor = student_size(n), model.min_rows(d)
-        sizes = sorted({min(n, max(floor, int(top * f))) for f in (0.125, 0.25, 0.5, 1.0)})
-    sizes = tuple(int(s) for s in sizes)
-    if any(not 1 <= s <= n for s in sizes) or any(b <= a for a, b in zip(sizes, sizes[1:])):
-        raise ValueError(f"sizes: expected strictly increasing sizes in [1, n = {n}], got {sizes}")
-    if not (isinstance(reps, (int, np.integer)) and reps >= 1):
-        raise ValueError(f"reps: expected an integer >= 1, got {reps!r}")
-    if reference is None:
-        reference = model.default_law(d).exponent
-    ns, vals = [], []
-    for i, size in enumerate(sizes):
-        for r in range(reps):
-            k_sub, k_fit = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, i), r))
-            idx = jax.random.choice(k_sub, n, (size,), replace=False)
-            fit = fit_model(model, x[idx], None if y is None else y[idx], key=k_fit)
-            ns.append(size)
-            vals.append(float(model.scale_of(fit.hyper)))
-    return fit_power(ns, vals, reference=reference, name=f"empirical({type(model).__name__})")

@@ -4,30 +4,47 @@ DESIGN.md §2. For data of n rows: draw a student subsample of
 n_s = ceil(100 n^{1/4}) rows, select every smoothing parameter on it, carry
 the scale parameter to n rows with a scaling law (theta copied), and fit the
 teacher once on all rows at the transferred values.
+
+The cascade talks to the estimator only through ``kcascade.protocol``: the
+options it is given are checked against the estimator's declared
+capabilities, and the data against the estimator's own checks, before any
+work.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from kcascade import laws as laws_mod
-from kcascade.laws import fit_model as _fit, student_size
+from kcascade import protocol, scaling
+from kcascade.scaling import student_size
+
+# the cascade's name for each estimator capability, for error messages
+_OPTION_NAMES = {"init": "stages", "refine": "refine", "refine_on_mesh": "refine with mesh", "scale_search": "teacher_lambda='select'",
+                 "warm_start": "warm_start", "mesh": "mesh", "progress": "progress"}
 
 
-def transfer(hyper, law: laws_mod.Law, n_from, n_to):
+def transfer(hyper, law: scaling.Law, n_from, n_to):
     """Carry ``hyper`` selected on ``n_from`` rows to ``n_to`` rows by ``law``.
 
     The scale parameter (log lambda, or log bandwidths) moves by
     ``law.log_factor(n_from, n_to)``; relative weights are copied.
     """
-    if not isinstance(law, laws_mod.Law):
+    if not isinstance(law, scaling.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
     return hyper.transferred(law.log_factor(n_from, n_to))
+
+
+class Stage(NamedTuple):
+    """One student stage: its rows, its capacity (basis size, or None) and the
+    hyperparameters it selected."""
+
+    n: int
+    capacity: int | None
+    hyper: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,23 +53,38 @@ class CascadeFit:
 
     Attributes:
       student: the fit on the (last-stage) student subsample.
-      teacher: the fit on all rows at ``hyper_teacher``.
-      hyper_student, hyper_teacher: selected and transferred hyperparameters.
-      n, n_student: rows of the teacher and of the (last) student.
-      stages: ((n_i, hyper_i), ...) selected at each stage.
+      teacher: the fit on all rows.
+      stages: one ``Stage`` per student stage, in order.
       law: the scaling law used.
       timings: wall seconds per phase: "student", "transfer", "refine", "teacher", "total".
     """
 
     student: Any
     teacher: Any
-    hyper_student: Any
-    hyper_teacher: Any
-    n: int
-    n_student: int
     stages: tuple
-    law: laws_mod.Law
+    law: scaling.Law
     timings: dict
+
+    @property
+    def n(self) -> int:
+        """Rows of the teacher."""
+        return int(self.teacher.n)
+
+    @property
+    def n_student(self) -> int:
+        """Rows of the (last) student."""
+        return int(self.student.n)
+
+    @property
+    def hyper_student(self):
+        """The hyperparameters the (last) student selected."""
+        return self.student.hyper
+
+    @property
+    def hyper_teacher(self):
+        """The hyperparameters the teacher was fitted at (transferred, refined or
+        re-scaled)."""
+        return self.teacher.hyper
 
 
 def _sizes(n, n_student, stages):
@@ -75,40 +107,51 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     """Select on a student subsample, transfer, fit the teacher once.
 
     Args:
-      model: an estimator configuration (``kc.SSANOVA``, ...).
+      model: an estimator (``kc.SSANOVA``, ``kc.KDE``, ``nets.NetRegressor``).
       x: (n, d) covariates; y: (n,) responses (None for density estimators).
+        Checked by the model's own checks (the messages of ``model.fit``)
+        before the student runs.
       key: a ``jax.random`` key (subsample, basis points).
       n_student: student rows; default ``student_size(n)``.
       law: a ``laws.Law``; default the model's own (``model.default_law(d)``).
       stages: (n_1, n_2, ...) increasing student sizes: each stage's selection
-        starts from the previous stage's values transferred to its size.
+        starts from the previous stage's values transferred to its size
+        (models with the "init" capability).
       refine: gradient steps of the teacher's own score taken from the
-        transferred values (0 = none: the teacher is fitted once).
+        transferred values (0 = none: the teacher is fitted once; models with
+        the "refine" capability).
       teacher_lambda: "law" (the reference rule: lambda as transferred) or
-        "select": the teacher keeps the transferred thetas and picks lambda by
-        its own score from the statistics of its single pass (models with a
-        ``lambda_search`` fit option).
-      warm_start: give the student's fit to the teacher as its starting point
-        (``fit(..., start=student)``: a network grown from the student by
-        ``nets.widen``); models without a ``start`` option reject it.
+        "select": the teacher keeps the transferred relative weights and picks
+        its scale parameter by its own score from the statistics of its single
+        pass (models with the "scale_search" capability).
+      warm_start: the student's fit starts the teacher's iterative fit (models
+        with the "warm_start" capability: a network grown from the student).
       mesh: a ``jax.sharding.Mesh`` for the teacher's pass over all rows (and
         ``refine``); the student runs on one device.
       progress: print progress lines during the teacher's pass.
     Returns:
       A ``CascadeFit``.
+    Raises:
+      ValueError: bad data (as ``model.fit``), bad options, or an option the
+        model does not declare, before any fitting.
     """
-    n = int(np.shape(x)[0])
-    sizes = _sizes(n, n_student, stages)
     if not (isinstance(refine, (int, np.integer)) and refine >= 0):
         raise ValueError(f"refine: expected an integer >= 0, got {refine!r}")
     if teacher_lambda not in ("law", "select"):
         raise ValueError(f"teacher_lambda: expected 'law' or 'select', got {teacher_lambda!r}")
-    if warm_start and "start" not in inspect.signature(model.fit).parameters:
-        raise ValueError(f"warm_start: {type(model).__name__}.fit takes no start= (it has no iterative fit to warm-start)")
-    law = model.default_law(np.shape(x)[1]) if law is None else law
-    if not isinstance(law, laws_mod.Law):
+    if law is not None and not isinstance(law, scaling.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
-    scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v}
+    teacher_options = dict(scale_search=teacher_lambda == "select", mesh=mesh, progress=progress)
+    wanted = dict(teacher_options, refine=refine > 0, warm_start=warm_start,
+                  refine_on_mesh=refine > 0 and mesh is not None)
+    protocol.require(model, [name for name, on in wanted.items() if on is not None and on is not False],
+                     _OPTION_NAMES)
+    x, y = model.check_data(x, y)
+    n, d = x.shape
+    sizes = _sizes(n, n_student, stages)
+    if len(sizes) > 1:
+        protocol.require(model, ["init"], _OPTION_NAMES)
+    law = model.default_law(d) if law is None else law
     k_sub, k_student, k_teacher = jax.random.split(key, 3)
     order = jax.random.permutation(k_sub, n)
     t_start = time.perf_counter()
@@ -116,24 +159,21 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     for i, size in enumerate(sizes):
         idx = order[:size]
         init = None if hyper is None else transfer(hyper, law, prev, size)
-        student = _fit(model, x[idx], None if y is None else y[idx],
-                       key=jax.random.fold_in(k_student, i), init=init)
+        student = protocol.fit_with(model, x[idx], None if y is None else y[idx],
+                                    key=jax.random.fold_in(k_student, i), init=init)
         hyper, prev = jax.block_until_ready(student.hyper), size
-        staged.append((size, hyper))
+        staged.append(Stage(size, model.capacity(size), hyper))
     t_student = time.perf_counter()
     hyper_teacher = jax.block_until_ready(transfer(hyper, law, prev, n))
     t_transfer = time.perf_counter()
     if refine:
+        scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v is not None and v is not False}
         hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
                                                            **scale_options))
     t_refine = time.perf_counter()
-    extra = dict(lambda_search=True) if teacher_lambda == "select" else {}
-    extra.update(scale_options)
-    if warm_start:
-        extra["start"] = student
-    teacher = jax.block_until_ready(_fit(model, x, y, key=k_teacher, hyper=hyper_teacher, **extra))
-    hyper_teacher = teacher.hyper if teacher_lambda == "select" else hyper_teacher
+    teacher = jax.block_until_ready(protocol.fit_with(
+        model, x, y, key=k_teacher, hyper=hyper_teacher, start=student if warm_start else None, **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,
                    refine=t_refine - t_transfer, teacher=t_end - t_refine, total=t_end - t_start)
-    return CascadeFit(student, teacher, hyper, hyper_teacher, n, prev, tuple(staged), law, timings)
+    return CascadeFit(student, teacher, tuple(staged), law, timings)

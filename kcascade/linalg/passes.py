@@ -1,4 +1,9 @@
-"""Sufficient statistics of [Z, y] accumulated over row chunks.
+"""Sufficient statistics of [Z, y] accumulated over row chunks, with row weights.
+
+Rows carry observation weights w_i >= 0 (default 1): the statistics are those
+of the weighted least squares sum_i w_i (y_i - z_i'b)^2, i.e. Z'WZ, Z'Wy,
+y'Wy, and the row count n counts the rows of positive weight. Rows added to
+fill the last chunk (or to divide evenly over devices) get weight 0.
 
 Two forms, both one pass over the rows with memory O(chunk * width + width^2)
 whatever the number of rows (the rows are visited in chunks inside a
@@ -44,24 +49,35 @@ def default_chunk(n: int, width: int, budget: int = 1 << 21) -> int:
     return int(max(64, min(n, budget // max(width, 1))))
 
 
-def _padded(x, y, multiple):
-    """Rows padded to a multiple of ``multiple`` with weight-0 copies of row 0:
-    (x, y, w) with w = 1 on real rows."""
+def _padded(x, y, w, multiple):
+    """Rows padded to a multiple of ``multiple`` with weight-0 copies of row 0."""
     n = x.shape[0]
     pad = -(-n // multiple) * multiple - n
-    w = jnp.concatenate([jnp.ones((n,), y.dtype), jnp.zeros((pad,), y.dtype)])
+    w = jnp.concatenate([w, jnp.zeros((pad,), y.dtype)])
     if pad:
         x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])])
         y = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)])
     return x, y, w
 
 
-def _one_pass(scan_fn, combine, x, y, chunk, mesh, progress):
+def weights_or_ones(w, y):
+    """(n,) the row weights ``w``, or ones."""
+    return jnp.ones(y.shape, y.dtype) if w is None else jnp.asarray(w, y.dtype)
+
+
+def row_count(w, y):
+    """The number of rows of positive weight (a scalar of y's dtype)."""
+    if w is None:
+        return jnp.asarray(y.shape[0], y.dtype)
+    return jnp.sum(w > 0).astype(y.dtype)
+
+
+def _one_pass(scan_fn, combine, x, y, w, chunk, mesh, progress):
     """Run ``scan_fn(chunks, tick, vary)`` over the rows: on one device, or with the
     rows split over every axis of ``mesh`` (each device scans its own rows,
     ``combine(local, axes)`` merges the results across devices)."""
     devices = 1 if mesh is None else mesh.size
-    xp, yp, wp = _padded(x, y, chunk * devices)
+    xp, yp, wp = _padded(x, y, weights_or_ones(w, y), chunk * devices)
 
     def local(xl, yl, wl):
         n_chunks = xl.shape[0] // chunk
@@ -81,9 +97,10 @@ def _one_pass(scan_fn, combine, x, y, chunk, mesh, progress):
                          in_specs=(rows, rows, rows), out_specs=P())(xp, yp, wp)
 
 
-def accumulate(feature_fn: Callable, x, y, *, chunk: int, mesh: Mesh | None = None,
+def accumulate(feature_fn: Callable, x, y, w=None, *, chunk: int, mesh: Mesh | None = None,
                progress: str | None = None) -> Stats:
-    """Gram statistics in one pass over the rows of ``x`` (n, d) and ``y`` (n,).
+    """Gram statistics in one pass over the rows of ``x`` (n, d), ``y`` (n,)
+    and weights ``w`` (n,) or None.
 
     ``feature_fn`` maps a chunk of rows (c, d) to features (c, p). With
     ``mesh``, the rows are split over all its devices and the statistics
@@ -97,30 +114,31 @@ def accumulate(feature_fn: Callable, x, y, *, chunk: int, mesh: Mesh | None = No
         def body(carry, batch):
             ztz, zty = carry
             xc, yc, wc, i = batch
-            z = feature_fn(xc) * wc[:, None]
-            ztz = ztz + jnp.matmul(z.T, z, precision=_HIGHEST)
-            zty = zty + jnp.matmul(z.T, yc * wc, precision=_HIGHEST)
+            z = feature_fn(xc)
+            zw = z * wc[:, None]
+            ztz = ztz + jnp.matmul(zw.T, z, precision=_HIGHEST)
+            zty = zty + jnp.matmul(zw.T, yc, precision=_HIGHEST)
             tick(i)
             return (ztz, zty), None
 
         init = (vary(jnp.zeros((width, width), y.dtype)), vary(jnp.zeros((width,), y.dtype)))
         return jax.lax.scan(body, init, chunks)[0]
 
-    ztz, zty = _one_pass(scan_fn, lambda part, axes: jax.lax.psum(part, axes), x, y, chunk, mesh, progress)
-    return Stats(0.5 * (ztz + ztz.T), zty, jnp.dot(y, y, precision=_HIGHEST),
-                 jnp.asarray(x.shape[0], y.dtype))
+    ztz, zty = _one_pass(scan_fn, lambda part, axes: jax.lax.psum(part, axes), x, y, w, chunk, mesh, progress)
+    return Stats(0.5 * (ztz + ztz.T), zty, jnp.dot(y * weights_or_ones(w, y), y, precision=_HIGHEST),
+                 row_count(w, y))
 
 
-def factor(feature_fn: Callable, x, y, *, chunk: int, mesh: Mesh | None = None,
+def factor(feature_fn: Callable, x, y, w=None, *, chunk: int, mesh: Mesh | None = None,
            progress: str | None = None) -> Factor:
-    """The triangular factor of [Z, y] in one pass over the rows (TSQR); with
-    ``mesh``, one factor per device, then a QR of the stacked factors."""
+    """The triangular factor of W^{1/2} [Z, y] in one pass over the rows (TSQR);
+    with ``mesh``, one factor per device, then a QR of the stacked factors."""
     width = jax.eval_shape(feature_fn, x[:chunk]).shape[1] + 1
 
     def scan_fn(chunks, tick, vary):
         def body(r, batch):
             xc, yc, wc, i = batch
-            block = jnp.concatenate([feature_fn(xc), yc[:, None]], axis=1) * wc[:, None]
+            block = jnp.concatenate([feature_fn(xc), yc[:, None]], axis=1) * jnp.sqrt(wc)[:, None]
             tick(i)
             return _qr_r(jnp.concatenate([r, block])), None
 
@@ -132,8 +150,8 @@ def factor(feature_fn: Callable, x, y, *, chunk: int, mesh: Mesh | None = None,
         slots = jnp.zeros((mesh.size,) + r.shape, r.dtype).at[jax.lax.axis_index(axes)].set(r)
         return _qr_r(jax.lax.psum(slots, axes).reshape(-1, r.shape[1]))
 
-    r = _one_pass(scan_fn, combine, x, y, chunk, mesh, progress)
-    return Factor(r, jnp.asarray(x.shape[0], y.dtype))
+    r = _one_pass(scan_fn, combine, x, y, w, chunk, mesh, progress)
+    return Factor(r, row_count(w, y))
 
 
 def _qr_r(a):

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, optim
+from kcascade import checks, protocol, scaling, select
 
 _LOG_GRID = np.linspace(np.log(0.05), np.log(3.0), 25)
 _SELECTORS = ("lscv", "lcv", "scott", "silverman")
@@ -37,8 +37,9 @@ class KDEHyper(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class KDE:
-    """Frozen configuration of a kernel density estimator.
+class KDE(protocol.Estimator):
+    """Frozen configuration of a kernel density estimator (unsupervised: ``fit``
+    takes no y; the selectors are exact and draw nothing, so it takes no key).
 
     Args:
       kernel: "gaussian" (product Gaussian).
@@ -52,6 +53,10 @@ class KDE:
     block: int = 512
     max_steps: int = 15
 
+    supervised: ClassVar[bool] = False
+    randomized: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset] = frozenset({"init"})
+
     def __post_init__(self):
         if self.kernel != "gaussian":
             raise ValueError(f"kernel: expected 'gaussian', got {self.kernel!r}")
@@ -60,34 +65,26 @@ class KDE:
         if not (isinstance(self.block, (int, np.integer)) and self.block >= 1):
             raise ValueError(f"block: expected an integer >= 1, got {self.block!r}")
 
-    def default_law(self, d: int):
-        from kcascade import laws
+    def default_law(self, d: int) -> scaling.Law:
+        """The bandwidth law h ~ n^{-1/(d+4)} of a second-order kernel."""
+        return scaling.kde(d)
 
-        return laws.kde(d)
-
-    @staticmethod
-    def scale_of(hyper: KDEHyper):
+    def scale_of(self, hyper: KDEHyper):
         """The scale parameter a law acts on: the mean log bandwidth."""
         return jnp.mean(hyper.log_bandwidth)
 
-    def fit(self, x, *, key=None, hyper: KDEHyper | None = None, init: KDEHyper | None = None,
-            bandwidth=None) -> "KDEFit":
-        """Select the bandwidths (unless given) and return the fit.
+    def min_rows(self, d: int) -> int:
+        return 2
 
-        Args:
-          x: (n, d) float data, n >= 2.
-          key: accepted for a uniform estimator interface; the selectors are
-            exact and draw nothing.
-          hyper: fixed log bandwidths (``KDEHyper``); or ``bandwidth``: (d,) or
-            a scalar, positive, in the units of x.
-          init: a starting point for the cross-validation refinement instead
-            of the grid (e.g. transferred from a smaller sample).
-        Returns:
-          A ``KDEFit`` (a pytree).
-        """
+    def check_data(self, x, y=None):
+        """``fit``'s checks of ``x`` (n, d); returns (x as a float array, None)."""
+        if y is not None:
+            raise ValueError(f"y: KDE estimates a density and takes no responses, got {type(y).__name__} "
+                             f"of shape {np.shape(y)}")
+        x = checks.as_array(x)
         n, d = checks.float_matrix(x, "x")
-        if n < 2:
-            raise ValueError(f"x: expected at least 2 rows, got n = {n}")
+        if n < self.min_rows(d):
+            raise ValueError(f"x: expected at least {self.min_rows(d)} rows, got n = {n}")
         dtype = jnp.result_type(x) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else jnp.result_type(float)
         x = jnp.asarray(x, dtype)
         if checks.is_concrete(x):
@@ -96,6 +93,23 @@ class KDE:
             flat = [j for j in range(d) if lo[j] == hi[j]]
             if flat:
                 raise ValueError(f"x[:, {flat[0]}]: expected a non-constant column, every value is {lo[flat[0]]}")
+        return x, None
+
+    def fit(self, x, *, hyper: KDEHyper | None = None, init: KDEHyper | None = None,
+            bandwidth=None) -> "KDEFit":
+        """Select the bandwidths (unless given) and return the fit.
+
+        Args:
+          x: (n, d) float data, n >= 2.
+          hyper: fixed log bandwidths (``KDEHyper``); or ``bandwidth``: (d,) or
+            a scalar, positive, in the units of x.
+          init: a starting point for the cross-validation refinement instead
+            of the grid (e.g. transferred from a smaller sample).
+        Returns:
+          A ``KDEFit`` (a pytree).
+        """
+        x, _ = self.check_data(x)
+        d, dtype = x.shape[1], x.dtype
         if bandwidth is not None:
             if hyper is not None:
                 raise ValueError("bandwidth: give either bandwidth or hyper, not both")
@@ -218,19 +232,20 @@ def _fit_impl(model, x, hyper, init):
     elif model.selector in ("scott", "silverman"):
         log_h = jnp.log(rule_of_thumb(x, model.selector))
     else:
+        def criterion(lh):
+            return _criterion(model, x, w, lh)
+
         if init is None:
             base = jnp.log(rule_of_thumb(x, "silverman"))
             grid = base[None, :] + jnp.asarray(_LOG_GRID, x.dtype)[:, None]
-            scores = jax.vmap(lambda lh: _criterion(model, x, w, lh))(grid)
-            start = grid[jnp.argmin(jnp.where(jnp.isfinite(scores), scores, jnp.inf))]
+            start = select.grid_best(jax.vmap(criterion)(grid), grid)
         else:
             start = init.log_bandwidth
         # The criterion is flat near its minimum in units that matter for the
         # estimate: a relative gradient of 1e-5 is far below what moves the
         # held-out likelihood.
-        end = optim.lbfgs(lambda lh: _criterion(model, x, w, lh), start, model.max_steps, rel_grad=1e-5)
-        s_start, s_end = _criterion(model, x, w, start), _criterion(model, x, w, end)
-        log_h = jnp.where(jnp.isfinite(s_end) & (s_end <= s_start), end, start)
+        log_h = select.minimize(criterion, lambda _: criterion, start, rounds=1, max_steps=model.max_steps,
+                                rel_grad=1e-5)
     return KDEFit(model=model, data=x, hyper=KDEHyper(log_h))
 
 
@@ -239,12 +254,21 @@ _score_jit = jax.jit(lambda model, x, log_h: _criterion(model, x, _weights(x), l
 
 
 @dataclasses.dataclass(frozen=True)
-class KDEFit:
-    """A fitted KDE (a pytree). ``data``: (n, d); ``hyper``: log bandwidths."""
+class KDEFit(protocol.Fit):
+    """A fitted KDE (a pytree). ``data``: (n, d), the training rows, which the
+    estimate is made of (a KDE fit stores its data); ``hyper``: log bandwidths."""
 
     model: KDE
     data: jax.Array
     hyper: KDEHyper
+
+    @property
+    def n(self) -> int:
+        return self.data.shape[0]
+
+    def evaluate(self, x_new):
+        """(m,) the log density at ``x_new`` (the protocol's name for ``log_density``)."""
+        return self.log_density(x_new)
 
     @property
     def bandwidth(self):

@@ -15,6 +15,7 @@ function (``p1``, ``p2``... when a marginal has several), e.g.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import jax
@@ -51,6 +52,23 @@ class Structure:
     def k(self) -> int:
         return len(self.components)
 
+    def masks(self, names):
+        """(null (m,), component (K,)) 0/1 masks selecting ``names``: term
+        names (``"x0:x1"``: all its components and null-space columns, not the
+        constant) or component names as in ``names`` (``"x0:x1[ps]"``: that
+        component alone)."""
+        names = (names,) if isinstance(names, str) else tuple(names)
+        terms = {nm.split("[")[0] for nm in self.names}
+        for nm in names:
+            if nm not in terms and nm not in self.names:
+                raise ValueError(f"terms: unknown term {nm!r}; expected a term name from {sorted(terms)} "
+                                 f"or a component name from {list(self.names)}")
+        wanted = {_covariates(nm) for nm in names if nm in terms}
+        null = [float(tuple(v for v, _ in col) in wanted) for col in self.null]
+        comp = [float(tuple(v for v, _ in c) in wanted or nm in names)
+                for c, nm in zip(self.components, self.names)]
+        return null, comp
+
 
 def _piece_label(marg, piece):
     if piece == PENALIZED:
@@ -58,8 +76,10 @@ def _piece_label(marg, piece):
     return "p" if marg.n_null == 1 else f"p{piece + 1}"
 
 
+@functools.lru_cache(maxsize=256)
 def build(marginals: tuple, order: int) -> Structure:
-    """Enumerate the terms of all interactions up to ``order``."""
+    """Enumerate the terms of all interactions up to ``order`` (cached: the
+    marginals are frozen and hashable)."""
     d = len(marginals)
     null = [()]
     components, names = [], []
@@ -79,6 +99,10 @@ def build(marginals: tuple, order: int) -> Structure:
                     names.append(base + "[" + "".join(
                         _piece_label(marginals[v], pc) for v, pc in zip(subset, p)) + "]")
     return Structure(tuple(marginals), tuple(null), tuple(components), tuple(names))
+
+
+def _covariates(term_name):
+    return tuple(int(v[1:]) for v in term_name.split(":"))
 
 
 def features(structure: Structure, u, basis, domains):

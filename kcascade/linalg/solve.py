@@ -81,14 +81,15 @@ def blocks_from_stats(ztz, zty, yty, n, m, pen) -> Blocks:
     return Blocks(ztz[:m, :m], ztz[:m, m:], ztz[m:, m:], zty[:m], zty[m:], yty, n, pen)
 
 
-def blocks_from_full(ztz, zty, yty, n, m, pen_blocks, theta) -> Blocks:
-    """Contract full statistics (width m + K q) to the problem at ``theta`` (K,)."""
-    k, q, _ = pen_blocks.shape
+def blocks_from_full(ztz, zty, yty, n, m, theta, pen) -> Blocks:
+    """Contract full statistics (width m + K q) to the problem at ``theta`` (K,)
+    with penalty ``pen`` (q, q) = Q_theta."""
+    k = theta.shape[0]
+    q = (ztz.shape[0] - m) // k
     rr = ztz[m:, m:].reshape(k, q, k, q)
     c = jnp.einsum("i,iajb,j->ab", theta, rr, theta, precision=_HI)
     b = jnp.einsum("aib,i->ab", ztz[:m, m:].reshape(m, k, q), theta, precision=_HI)
     g2 = jnp.einsum("ib,i->b", zty[m:].reshape(k, q), theta, precision=_HI)
-    pen = jnp.einsum("i,iab->ab", theta, pen_blocks, precision=_HI)
     return Blocks(ztz[:m, :m], b, _sym(c), zty[:m], g2, yty, n, _sym(pen))
 
 
@@ -97,7 +98,7 @@ def rel_tol(dtype) -> float:
     return float(jnp.finfo(dtype).eps) * 1e3
 
 
-def _eliminate_null(bl: Blocks):
+def eliminate_null(bl: Blocks):
     """Schur complement of the unpenalized block: (chol A, A^{-1}B, A^{-1}g1,
     C_s = C - B'A^{-1}B, g_s = g2 - B'A^{-1}g1, r0 = y'y - g1'A^{-1}g1)."""
     chol_a = jnp.linalg.cholesky(bl.a)
@@ -129,7 +130,7 @@ class Eliminated(NamedTuple):
 
 def eliminate_gram(bl: Blocks) -> Eliminated:
     """Square-root form from Gram blocks (an eigen square root of C_s)."""
-    chol_a, ainv_b, ainv_g1, cs, gs, r0 = _eliminate_null(bl)
+    chol_a, ainv_b, ainv_g1, cs, gs, r0 = eliminate_null(bl)
     e, v = jnp.linalg.eigh(cs)
     keep = e > rel_tol(cs.dtype) * jnp.max(e)
     root = jnp.sqrt(jnp.where(keep, e, 1.0))
@@ -208,8 +209,14 @@ def sv_cut(dtype, squared: bool) -> float:
     return float(tol ** 0.5) if squared else tol
 
 
-def rho_of(red: Reduced, log_lambda):
-    return red.n * jnp.exp(log_lambda) / red.scale
+def rho_of(n, scale, log_lambda):
+    """rho = n lambda / s: lambda on the scale of the diagonalised system."""
+    return n * jnp.exp(log_lambda) / scale
+
+
+def penalized(valid, gamma):
+    """(q,) bool: kept directions that the penalty acts on (gamma < 1)."""
+    return valid & (1.0 - gamma > rel_tol(gamma.dtype))
 
 
 def weights(red: Reduced, rho):
@@ -223,110 +230,3 @@ def coefficients(red: Reduced, rho):
     a = red.h * weights(red, rho)
     c = _mm(red.basis, a)
     return red.ainv_g1 - _mm(red.ainv_b, c), c
-
-
-class Fitness(NamedTuple):
-    rss: jax.Array       # residual sum of squares
-    trace: jax.Array     # tr A(lambda), effective degrees of freedom
-    ypy: jax.Array       # n * (penalized objective at its minimum)
-    logdet: jax.Array    # log det(I + (n lambda Q)^{-1} C_s) over penalized directions
-    m_eff: jax.Array     # null-space size plus unpenalized kept directions
-
-
-def fitness(red: Reduced, rho) -> Fitness:
-    wts = weights(red, rho)
-    left = rho * (1.0 - red.gamma) * wts  # = 1 - gamma / D, without the cancellation
-    rss = red.r_out + jnp.sum(jnp.where(red.valid, red.z * red.z * left * left, 0.0))
-    trace = red.m + jnp.sum(red.gamma * wts)
-    ypy = red.r_out + jnp.sum(jnp.where(red.valid, red.z * red.z * left, 0.0))
-    tol = rel_tol(red.gamma.dtype)
-    penalized = red.valid & (1.0 - red.gamma > tol)
-    dd = red.gamma + rho * (1.0 - red.gamma)
-    logdet = jnp.sum(jnp.where(penalized, jnp.log(jnp.where(penalized, dd / (rho * (1.0 - red.gamma)), 1.0)), 0.0))
-    m_eff = red.m + jnp.sum(red.valid & ~penalized)
-    return Fitness(rss, trace, ypy, logdet, m_eff)
-
-
-def gcv(f: Fitness, n, alpha):
-    """(RSS/n) / (1 - alpha tr A / n)^2, kept finite past the pole."""
-    denom = jnp.maximum(1.0 - alpha * f.trace / n, 1e-3)
-    return (f.rss / n) / (denom * denom)
-
-
-def gml(f: Fitness, n):
-    """Wahba's (1985) generalized maximum likelihood score, on the log scale."""
-    dof = n - f.m_eff
-    return jnp.log(jnp.maximum(f.ypy, jnp.finfo(f.ypy.dtype).tiny) / dof) + f.logdet / dof
-
-
-def score(f: Fitness, n, method: str, alpha):
-    return gcv(f, n, alpha) if method == "gcv" else gml(f, n)
-
-
-class Frozen(NamedTuple):
-    """A fixed basis (from ``reduce`` at some theta) for gradient refinement."""
-
-    basis: jax.Array
-    valid: jax.Array
-    scale: jax.Array
-    m_eff_extra: jax.Array
-
-
-def freeze(red: Reduced) -> Frozen:
-    tol = rel_tol(red.gamma.dtype)
-    unpen = red.valid & ~(1.0 - red.gamma > tol)
-    return Frozen(*jax.lax.stop_gradient((red.basis, red.valid, red.scale, jnp.sum(unpen))))
-
-
-def fitness_in_frozen(bl: Blocks, fr: Frozen, log_lambda) -> Fitness:
-    """``fitness`` by Cholesky in a frozen basis: smooth in theta and lambda.
-
-    In the frozen basis the system is close to diagonal near the theta it was
-    frozen at, so the Cholesky factorisation is well conditioned; dropped
-    directions get a unit diagonal and carry nothing.
-    """
-    m = bl.a.shape[0]
-    dtype = bl.c.dtype
-    chol_a, ainv_b, ainv_g1, cs, gs, r0 = _eliminate_null(bl)
-    kb = fr.basis
-    chat = _sym(_mm(_mm(kb.T, cs), kb))
-    qhat = _sym(_mm(_mm(kb.T, bl.pen), kb)) * fr.scale
-    hhat = _mm(kb.T, gs)
-    rho = bl.n * jnp.exp(log_lambda) / fr.scale
-    jitter = rel_tol(dtype)
-    void = jnp.diag(jnp.where(fr.valid, 0.0, 1.0).astype(dtype))
-    eye = jnp.eye(kb.shape[1], dtype=dtype)
-    hmat = chat + rho * qhat + void + jitter * eye
-    ch = jnp.linalg.cholesky(hmat)
-    a = cho_solve((ch, True), hhat)
-    rss = r0 - 2.0 * jnp.dot(a, hhat) + jnp.dot(a, _mm(chat, a))
-    trace = m + jnp.trace(cho_solve((ch, True), chat))
-    ypy = r0 - jnp.dot(a, hhat)
-    cq = jnp.linalg.cholesky(rho * qhat + void + jitter * eye)
-    logdet = 2.0 * (jnp.sum(jnp.log(jnp.diag(ch))) - jnp.sum(jnp.log(jnp.diag(cq))))
-    return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)
-
-
-def fitness_in_frozen_root(el: Eliminated, fr: Frozen, log_lambda) -> Fitness:
-    """``fitness_in_frozen`` from the square-root form: the penalized least
-    squares in the frozen basis is solved by a QR of [F K; chol(rho Q_hat)'],
-    and the residual sums are sums of squares of residual vectors, so float32
-    keeps the small differences between nearby hyperparameters."""
-    m = el.chol_a.shape[0]
-    dtype = el.f22.dtype
-    kb = fr.basis
-    q = kb.shape[1]
-    mk = _mm(el.f22, kb)
-    qhat = _sym(_mm(_mm(kb.T, el.pen), kb)) * fr.scale
-    rho = el.n * jnp.exp(log_lambda) / fr.scale
-    void = jnp.diag(jnp.where(fr.valid, 0.0, 1.0).astype(dtype))
-    cq = jnp.linalg.cholesky(rho * qhat + void + rel_tol(dtype) * jnp.eye(q, dtype=dtype))
-    stacked = jnp.concatenate([mk, cq.T])
-    qs, rs = jnp.linalg.qr(stacked, mode="reduced")
-    rhs = jnp.concatenate([el.f2, jnp.zeros((q,), dtype)])
-    a = solve_triangular(rs, _mm(qs.T, rhs), lower=False)
-    rss = el.rho2 + jnp.sum((el.f2 - _mm(mk, a)) ** 2)
-    ypy = el.rho2 + jnp.sum((rhs - _mm(stacked, a)) ** 2)
-    trace = m + jnp.sum(solve_triangular(rs.T, mk.T, lower=True) ** 2)
-    logdet = 2.0 * (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(rs)))) - jnp.sum(jnp.log(jnp.diagonal(cq))))
-    return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)

@@ -1,0 +1,77 @@
+"""The design of one SS-ANOVA fit: covariate domains, the random basis points,
+and the feature maps and penalty built from them.
+
+- ``domains_of``: each marginal's domain rule applied to its column;
+- ``draw_basis``: q rows drawn at random, independent of the row order;
+- ``Design``: features of rows at the basis points, narrow (theta built in,
+  width m + q) or full (one block per component, width m + K q), and the
+  penalty Q_theta. Every non-constant column is shifted by its mean over the
+  basis rows: an exact reparametrisation (the constant absorbs it) that keeps
+  the Gram matrix well scaled, float32 included.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from kcascade.anova import terms
+
+_HI = jax.lax.Precision.HIGHEST
+
+
+def domains_of(marginals, x, given=None):
+    """(d, 2) domains of the columns of ``x`` (n, d); ``given``: None or one
+    entry per column (None for the marginal's default rule)."""
+    given = given if given is not None else (None,) * x.shape[1]
+    return jnp.stack([m.domain(x[:, v], g) for v, (m, g) in enumerate(zip(marginals, given))])
+
+
+def scale_rows(marginals, x, domains):
+    """(n, d) rows of ``x`` mapped by each marginal's scaling."""
+    return jnp.stack([m.scale(x[:, v], domains[v]) for v, m in enumerate(marginals)], axis=1)
+
+
+def draw_basis(key, x, u, q: int):
+    """(q, d) rows of ``u`` drawn without replacement. The draw is made from
+    the rows in lexicographic order of ``x``, so that the fit does not depend
+    on how the rows happen to be ordered."""
+    ranked = jnp.lexsort(tuple(x[:, v] for v in reversed(range(x.shape[1]))))
+    return u[ranked[jax.random.choice(key, x.shape[0], (q,), replace=False)]]
+
+
+class Design:
+    """Features and penalty at fixed basis points (usable inside ``jit``).
+
+    Args:
+      structure: the ``terms.Structure``.
+      basis: (q, d) scaled basis points.
+      domains: (d, 2).
+    """
+
+    def __init__(self, structure: terms.Structure, basis, domains):
+        self.structure, self.basis, self.domains = structure, basis, domains
+        # computed here, in the caller's trace, not lazily inside a pass's scan
+        s_b, r_b = terms.features(structure, basis, basis, domains)
+        self.shift_null = jnp.mean(s_b, axis=0).at[0].set(0.0)   # (m,), 0 for the constant
+        self.shift_pen = jnp.mean(r_b, axis=1)                     # (K, q)
+        self.pen_blocks = 0.5 * (r_b + jnp.swapaxes(r_b, 1, 2))     # (K, q, q) kernels at the basis, symmetrised
+
+    def penalty(self, theta):
+        """(q, q) Q_theta = sum_b theta_b R_b(basis, basis); theta: (K,)."""
+        return jnp.einsum("i,iab->ab", theta, self.pen_blocks, precision=_HI)
+
+    def shifted(self, uc):
+        """(s (c, m), r (K, c, q)): shifted null columns and kernel blocks of the
+        scaled rows ``uc`` (c, d)."""
+        s, r = terms.features(self.structure, uc, self.basis, self.domains)
+        return s - self.shift_null, r - self.shift_pen[:, None, :]
+
+    def narrow(self, uc, theta):
+        """(c, m + q) [S, sum_b theta_b R_b]."""
+        s, r = self.shifted(uc)
+        return jnp.concatenate([s, jnp.einsum("i,icq->cq", theta, r, precision=_HI)], axis=1)
+
+    def full(self, uc):
+        """(c, m + K q) [S, R_1, ..., R_K]."""
+        s, r = self.shifted(uc)
+        return jnp.concatenate([s, jnp.transpose(r, (1, 0, 2)).reshape(uc.shape[0], -1)], axis=1)

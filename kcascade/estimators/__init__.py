@@ -1,0 +1,6 @@
+"""Estimators: configurations that follow ``kcascade.protocol``, and their fits."""
+from kcascade.estimators.kde import KDE, KDEFit, KDEHyper
+from kcascade.estimators.ssanova import SSANOVA, default_n_basis
+from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
+
+__all__ = ["KDE", "KDEFit", "KDEHyper", "SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis"]

@@ -1,0 +1,257 @@
+"""Smoothing-spline ANOVA regression (Gaussian response): the configuration.
+
+Conventions (also in the README):
+
+- Each continuous covariate is mapped to [0, 1] by a domain (lo, hi) kept in
+  the fit; by default the data range widened by 5% on each side. Periodic
+  covariates need their exact period as domain. Nominal covariates take
+  integer codes 0..L-1; their domain is (0, L).
+- The fit minimises (1/n) sum_i w_i (y_i - eta(x_i))^2 + lambda sum_b
+  theta_b^{-1} ||P_b eta||^2 (w_i = 1 unless ``weights`` are given; n counts
+  the rows of positive weight). ``Hyper`` holds natural logs; lambda and a
+  common factor of the thetas are not separately identified, so a selected
+  Hyper is reported with mean(log_theta) = 0.
+
+The fit itself is orchestrated in ``ssanova_engine``; its result is
+``ssanova_fit.SSANOVAFit``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+
+from kcascade import checks, devices, kernels, protocol, scaling
+from kcascade.anova import terms
+from kcascade.estimators import ssanova_engine as engine
+from kcascade.estimators.ssanova_fit import Hyper
+from kcascade.linalg import scores, statistics
+
+
+def default_n_basis(n: int) -> int:
+    """q = max(30, ceil(10 n^{2/9})), capped at n (gss's rule)."""
+    return min(n, max(30, math.ceil(10 * n ** (2 / 9))))
+
+
+@dataclasses.dataclass(frozen=True)
+class SSANOVA(protocol.Estimator):
+    """Frozen configuration of an SS-ANOVA regression.
+
+    Args:
+      order: highest interaction order (1 = additive).
+      marginals: one name for every covariate, or a tuple with one per
+        covariate: "cubic" (default), "linear", "periodic", "nominal".
+      domains: None, or a tuple with one entry per covariate: None (data range
+        widened 5% each side), (lo, hi), or for a nominal covariate the number
+        of levels L. Periodic covariates need (lo, hi) = their exact period.
+      score: "gcv" (default) or "gml".
+      alpha: GCV inflation factor (1.4 as in gss; 1 is classical GCV).
+      n_basis: number of random basis points q; default ``default_n_basis(n)``.
+      chunk: rows per chunk when accumulating statistics; default automatic.
+      max_steps: L-BFGS steps per refinement round.
+      statistics: how the one pass over the rows summarises them: "gram"
+        (Z'Z, one matrix product per chunk: fast, accurate in float64), "qr"
+        (a streamed QR factor of [Z, y]: about twice the work, never squares
+        the conditioning, accurate in float32) or "auto" (default): "qr" for
+        float32 data, "gram" for float64.
+    """
+
+    order: int = 2
+    marginals: tuple | str = "cubic"
+    domains: tuple | None = None
+    score: str = "gcv"
+    alpha: float = 1.4
+    n_basis: int | None = None
+    chunk: int | None = None
+    max_steps: int = 40
+    statistics: str = "auto"
+
+    supervised: ClassVar[bool] = True
+    randomized: ClassVar[bool] = True
+    capabilities: ClassVar[frozenset] = frozenset({"init", "refine", "scale_search", "mesh", "progress"})
+
+    def __post_init__(self):
+        if not isinstance(self.order, (int, np.integer)) or self.order < 1:
+            raise ValueError(f"order: expected an integer >= 1, got {self.order!r}")
+        if self.statistics not in ("auto", *statistics.STATISTICS):
+            raise ValueError(f"statistics: expected 'auto', 'gram' or 'qr', got {self.statistics!r}")
+        if self.score not in scores.SCORES:
+            raise ValueError(f"score: expected 'gcv' or 'gml', got {self.score!r}")
+        if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
+            raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
+        if self.n_basis is not None and (not isinstance(self.n_basis, (int, np.integer)) or self.n_basis < 1):
+            raise ValueError(f"n_basis: expected None or an integer >= 1, got {self.n_basis!r}")
+        names = (self.marginals,) if isinstance(self.marginals, str) else tuple(self.marginals)
+        for nm in names:
+            kernels.marginal(nm)
+        if not isinstance(self.marginals, str):
+            object.__setattr__(self, "marginals", tuple(self.marginals))
+        if self.domains is not None:
+            object.__setattr__(self, "domains", tuple(
+                d if d is None or isinstance(d, (int, np.integer)) else tuple(float(v) for v in d)
+                for d in self.domains))
+
+    # -- structure -------------------------------------------------------------
+    def marginals_for(self, d: int) -> tuple:
+        """One ``kernels.Marginal`` per covariate."""
+        if isinstance(self.marginals, str):
+            return (kernels.marginal(self.marginals),) * d
+        if len(self.marginals) != d:
+            raise ValueError(f"marginals: expected {d} entries (one per column of x), got {len(self.marginals)}")
+        return tuple(kernels.marginal(nm) for nm in self.marginals)
+
+    def structure(self, d: int) -> terms.Structure:
+        """The term structure for d covariates."""
+        if self.order > d:
+            raise ValueError(f"order: expected 1 <= order <= d = {d} (columns of x), got {self.order}")
+        return terms.build(self.marginals_for(d), self.order)
+
+    def score_function(self):
+        """The selection score as a function (fitness, n) -> scalar."""
+        return scores.score_function(self.score, self.alpha)
+
+    def statistics_for(self, dtype):
+        """The statistics strategy (``linalg.statistics``) for data of ``dtype``."""
+        return statistics.for_dtype(self.statistics, dtype)
+
+    def n_basis_for(self, n: int) -> int:
+        return self.n_basis if self.n_basis is not None else default_n_basis(n)
+
+    # -- the estimator protocol ------------------------------------------------
+    def default_law(self, d: int) -> scaling.Law:
+        """The smoothing-spline law lambda ~ n^{-r/(pr+1)} with p = 2 and r the
+        slowest eigenvalue decay among the marginals (4 for cubic and periodic
+        splines, 2 for linear ones; nominal factors are finite-dimensional)."""
+        orders = [m.decay_order for m in self.marginals_for(d) if m.decay_order is not None]
+        return scaling.smoothing_spline(r=min(orders, default=4.0), p=2.0)
+
+    def scale_of(self, hyper: Hyper):
+        """The scale parameter a scaling law acts on: log lambda."""
+        return hyper.log_lambda
+
+    def capacity(self, n: int) -> int:
+        """The basis size q at n rows."""
+        return self.n_basis_for(n)
+
+    def min_rows(self, d: int) -> int:
+        """The fewest rows a fit accepts: basis size plus null-space size."""
+        m, n = self.structure(d).m, 1
+        while n < self.n_basis_for(n) + m:
+            n += 1
+        return n
+
+    def check_data(self, x, y=None, weights=None, hyper=None):
+        """Shape, dtype and value checks of ``fit``; returns (x, y) as arrays of
+        one float dtype, or (x, y, weights) when ``weights`` are given."""
+        x, y = checks.as_array(x), checks.as_array(y)
+        n, d = checks.float_matrix(x, "x")
+        checks.float_vector(y, "y", n, "n = x.shape[0]")
+        structure = self.structure(d)
+        q = self.n_basis_for(n)
+        if n < q + structure.m:
+            raise ValueError(
+                f"x: expected at least n_basis + null-space size = {q} + {structure.m} = "
+                f"{q + structure.m} rows, got n = {n}")
+        if hyper is not None:
+            _check_hyper(hyper, structure.k)
+        given = self.domains if self.domains is not None else (None,) * d
+        if len(given) != d:
+            raise ValueError(f"domains: expected {d} entries (one per column of x), got {len(given)}")
+        ydt = jnp.result_type(y)
+        dtype = ydt if jnp.issubdtype(ydt, jnp.floating) else jnp.result_type(float)
+        x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+        if weights is not None:
+            checks.float_vector(weights, "weights", n, "n = x.shape[0]")
+            weights = jnp.asarray(weights, dtype)
+        if checks.is_concrete(x, y):
+            checks.finite(x, "x")
+            checks.finite(y, "y")
+            lo, hi, codes = checks.column_facts(x)
+            for v, (marg, dom) in enumerate(zip(structure.marginals, given)):
+                marg.check_column(v, dom, lo[v], hi[v], codes[v])
+        if weights is not None and checks.is_concrete(weights):
+            checks.finite(weights, "weights")
+            low = float(jnp.min(weights))
+            if low < 0:
+                raise ValueError(f"weights: expected non-negative values, got a minimum of {low}")
+            if not float(jnp.sum(weights > 0)) >= q + structure.m:
+                raise ValueError(f"weights: expected at least {q + structure.m} rows of positive weight, "
+                                 f"got {int(jnp.sum(weights > 0))}")
+        return (x, y) if weights is None else (x, y, weights)
+
+    # -- fitting ---------------------------------------------------------------
+    def fit(self, x, y, *, key, hyper: Hyper | None = None, init: Hyper | None = None,
+            scale_search: bool = False, weights=None, mesh=None, progress: bool = False):
+        """Fit; select lambda and all theta unless ``hyper`` is given.
+
+        Args:
+          x: (n, d) float covariates (integer codes for nominal columns).
+          y: (n,) float responses.
+          key: a ``jax.random`` key; draws the basis points.
+          hyper: fixed smoothing parameters; then one solve, no search.
+          init: a starting point for the selection instead of the lambda grid
+            (e.g. values transferred from a smaller sample).
+          scale_search: with ``hyper``, keep its thetas but choose lambda by
+            the score on a grid of log lambda within +-6 of ``hyper.log_lambda``,
+            from the same one-pass statistics (no extra pass over the rows).
+          weights: None, or (n,) non-negative observation weights w_i of the
+            weighted least squares; rows of weight 0 take no part.
+          mesh: a ``jax.sharding.Mesh``: the pass over the rows is split over
+            all its devices (rows sharded over every mesh axis; each device
+            accumulates its own rows; the statistics are reduced across
+            devices). x and y may be global arrays spanning several processes
+            (``jax.distributed``); the fit returned is then a local copy on
+            every process. None: one device.
+          progress: print a progress line to stderr during long passes.
+        Returns:
+          An ``SSANOVAFit`` (a pytree).
+        """
+        if hyper is not None and init is not None:
+            raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
+        if scale_search and hyper is None:
+            raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
+        mesh = devices.auto_mesh(mesh)
+        data = devices.on_mesh(mesh, *self.check_data(x, y, weights, hyper if hyper is not None else init))
+        x, y, w = data if weights is not None else (*data, None)
+        fit = engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))
+        return devices.local(fit)
+
+    def refine(self, x, y, hyper: Hyper, *, key, steps: int, mesh=None, progress: bool = False) -> Hyper:
+        """``steps`` L-BFGS steps of this model's score on (x, y), from ``hyper``.
+
+        Each score evaluation is one pass over the rows (statistics of width
+        m + q), so the cost is a few teacher fits per step. Returns the
+        better of the start and the end point. mesh is refused for now
+        (no "refine_on_mesh" capability).
+        """
+        if not (isinstance(steps, (int, np.integer)) and steps >= 1):
+            raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+        if mesh is not None:
+            # reverse mode through the shard_map'ed pass fails in jax 0.10.2
+            # (a cotangent's sharding names the Auto mesh inside the Manual region)
+            raise ValueError("mesh: SSANOVA.refine does not run on a device mesh yet; refine on one device, "
+                             "or use teacher_lambda='select' (a scale search from the teacher's single pass)")
+        mesh = devices.auto_mesh(mesh)
+        x, y = devices.on_mesh(mesh, *self.check_data(x, y, hyper=hyper))
+        return devices.local(engine.refine_jit(self, x, y, key, hyper, int(steps), mesh, bool(progress)))
+
+    def score_at(self, x, y, hyper: Hyper, *, key):
+        """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
+        same basis points as ``fit`` draws from ``key``."""
+        x, y = self.check_data(x, y, hyper=hyper)
+        return engine.score_jit(self, x, y, key, hyper)
+
+
+def _check_hyper(hyper, k):
+    if not isinstance(hyper, Hyper):
+        raise ValueError(f"hyper: expected a kcascade.Hyper, got {type(hyper).__name__}")
+    if np.shape(hyper.log_lambda) != ():
+        raise ValueError(f"hyper.log_lambda: expected a scalar, got shape {np.shape(hyper.log_lambda)}")
+    if np.shape(hyper.log_theta) != (k,):
+        raise ValueError(f"hyper.log_theta: expected shape ({k},) (one per penalized component), got {np.shape(hyper.log_theta)}")
+    if checks.is_concrete(hyper.log_lambda, hyper.log_theta):
+        checks.finite(hyper.log_lambda, "hyper.log_lambda")
+        checks.finite(hyper.log_theta, "hyper.log_theta")

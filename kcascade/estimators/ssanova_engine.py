@@ -1,0 +1,180 @@
+"""How an SS-ANOVA fit runs: the problem of one data set (scaled rows, basis
+points, the statistics strategy), the selection of (log lambda, log theta),
+the refinement of a given value on all rows, and the final solve.
+
+All functions here are traced under ``jit``; ``SSANOVA.fit`` and friends
+check the input and call the compiled entry points at the bottom.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kcascade import select
+from kcascade.anova import Design, domains_of, draw_basis, scale_rows
+from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
+from kcascade.linalg import passes, scores, solve
+
+_LOG_LAMBDA_OFFSETS = np.linspace(-6.0, 6.0, 241)   # the teacher's scale search
+_LOG_RHO_GRID = np.linspace(-12.0, 4.0, 81) * np.log(10.0)
+_ROUNDS = 3
+# A component whose theta is below e^-20 (2e-9) of the largest contributes
+# nothing float64 can resolve; bounding the spread keeps the problem scaled.
+THETA_SPREAD = 20.0
+
+
+def canonical_log_theta(v):
+    """Centred log theta with the spread bounded below the largest by THETA_SPREAD."""
+    lt = v - jnp.mean(v)
+    return jnp.maximum(lt, jnp.max(lt) - THETA_SPREAD)
+
+
+def _pack(hyper):
+    return jnp.concatenate([jnp.reshape(hyper.log_lambda, (1,)), hyper.log_theta])
+
+
+def _centred(p):
+    """The Hyper of a parameter vector, log theta canonical and centred."""
+    log_theta = canonical_log_theta(p[1:])
+    shift = jnp.mean(log_theta)
+    return Hyper(p[0] - shift, log_theta - shift)
+
+
+class Problem:
+    """Scaled rows, basis points and statistics of one fit."""
+
+    def __init__(self, model, x, y, w, key, mesh=None, progress=False):
+        self.model, self.y, self.w, self.mesh, self.progress = model, y, w, mesh, progress
+        self.stats = model.statistics_for(y.dtype)
+        self.score_fn = model.score_function()
+        structure = model.structure(x.shape[1])
+        domains = domains_of(structure.marginals, x, model.domains)
+        self.u = scale_rows(structure.marginals, x, domains)
+        self.design = Design(structure, draw_basis(key, x, self.u, model.n_basis_for(x.shape[0])), domains)
+        self.m = structure.m
+
+    def _pass(self, feature_fn, label):
+        k, q = self.design.structure.k, self.design.basis.shape[0]
+        # chunks sized for the widest features of a pass (K blocks per chunk)
+        chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
+        return self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
+                                   progress=label if self.progress else None)
+
+    def narrow(self, hyper):
+        """The problem at ``hyper``'s theta from one pass with theta built into
+        the features (width m + q)."""
+        theta = jnp.exp(hyper.log_theta)
+        st = self._pass(lambda uc: self.design.narrow(uc, theta), f"pass over the rows ({self.stats.name})")
+        return self.stats.narrow(st, self.m, self.design.penalty(theta))
+
+    def full(self):
+        """One pass of statistics of all K q penalized columns."""
+        return self._pass(self.design.full, "selection statistics")
+
+    def at_theta(self, full, log_theta):
+        """The problem at theta from the full statistics (no pass)."""
+        theta = jnp.exp(log_theta)
+        return self.stats.at_theta(full, self.m, theta, self.design.penalty(theta))
+
+    def reduce(self, prob) -> solve.Reduced:
+        return solve.reduce(self.stats.eliminated(prob), self.stats.sv_cut(self.y.dtype))
+
+    def score(self, red: solve.Reduced, log_lambda):
+        """The model's score of a reduced problem at ``log_lambda``."""
+        return self.score_fn(scores.fitness(red, solve.rho_of(red.n, red.scale, log_lambda)), red.n)
+
+    def frozen_objective(self, problem_at, p_frozen, n):
+        """The score as a smooth function of p = (log lambda, log theta) in the
+        basis frozen at ``p_frozen``; ``problem_at(log_theta)`` builds the problem."""
+        frozen = scores.freeze(self.reduce(problem_at(canonical_log_theta(p_frozen[1:]))))
+
+        def objective(p):
+            f = self.stats.frozen_fitness(problem_at(canonical_log_theta(p[1:])), frozen, p[0])
+            return self.score_fn(f, n)
+
+        return objective
+
+
+def _select(prob: Problem, full, init) -> Hyper:
+    """Grid over log lambda at theta = 1 (unless ``init``), then rounds of
+    L-BFGS over (log lambda, log theta) in a basis re-frozen each round, so
+    that each round's Cholesky works on a nearly diagonal system.
+
+    log theta is optimised through ``canonical_log_theta`` (centred), which
+    removes the direction in which lambda and a common factor of the thetas
+    trade off and leaves no flat valley for the optimiser to wander in.
+    """
+    k, dtype = prob.design.structure.k, prob.y.dtype
+
+    def problem_at(log_theta):
+        return prob.at_theta(full, log_theta)
+
+    def exact(p):
+        return prob.score(prob.reduce(problem_at(canonical_log_theta(p[1:]))), p[0])
+
+    if init is None:
+        red0 = prob.reduce(problem_at(jnp.zeros((k,), dtype)))
+        # a grid over log rho, the diagonal system's own scale: O(q) per point
+        grid = jnp.asarray(_LOG_RHO_GRID, dtype)
+        log_lambdas = grid + jnp.log(red0.scale / red0.n)
+        best = select.grid_best(jax.vmap(lambda ll: prob.score(red0, ll))(log_lambdas), log_lambdas)
+        p0 = jnp.zeros((k + 1,), dtype).at[0].set(best)
+    else:
+        p0 = _pack(init).astype(dtype)
+    p = select.minimize(exact, lambda p: prob.frozen_objective(problem_at, p, full.n), p0,
+                        rounds=_ROUNDS, max_steps=prob.model.max_steps)
+    return _centred(p)
+
+
+def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False):
+    prob = Problem(model, x, y, w, key, mesh, progress)
+    if hyper is None:
+        full = prob.full()
+        hyper = _select(prob, full, init)
+        red = prob.reduce(prob.at_theta(full, hyper.log_theta))
+    else:
+        red = prob.reduce(prob.narrow(hyper))
+        if scale_search:
+            grid = hyper.log_lambda + jnp.asarray(_LOG_LAMBDA_OFFSETS, red.gamma.dtype)
+            hyper = Hyper(select.grid_best(jax.vmap(lambda ll: prob.score(red, ll))(grid), grid), hyper.log_theta)
+    return _finish(prob, red, hyper)
+
+
+def _score_impl(model, x, y, key, hyper):
+    prob = Problem(model, x, y, None, key)
+    return prob.score(prob.reduce(prob.narrow(hyper)), hyper.log_lambda)
+
+
+def _refine_impl(model, x, y, key, hyper, steps, mesh=None, progress=False):
+    """Steps of the score from ``hyper``; each evaluation is one narrow pass."""
+    prob = Problem(model, x, y, None, key, mesh, progress)
+    n = passes.row_count(None, y)
+
+    def problem_at(log_theta):
+        return prob.narrow(Hyper(jnp.zeros((), y.dtype), log_theta))
+
+    def exact(p):
+        return prob.score(prob.reduce(problem_at(canonical_log_theta(p[1:]))), p[0])
+
+    p0 = _pack(hyper).astype(y.dtype)
+    frozen_at_start = prob.frozen_objective(problem_at, p0, n)
+    return _centred(select.minimize(exact, lambda p: frozen_at_start, p0, rounds=1, max_steps=steps))
+
+
+def _finish(prob: Problem, red: solve.Reduced, hyper) -> SSANOVAFit:
+    rho = solve.rho_of(red.n, red.scale, hyper.log_lambda)
+    d, c = solve.coefficients(red, rho)
+    fit = scores.fitness(red, rho)
+    dtype = red.gamma.dtype
+    return SSANOVAFit(
+        model=prob.model,
+        hyper=Hyper(jnp.asarray(hyper.log_lambda, dtype), jnp.asarray(hyper.log_theta, dtype)),
+        domains=prob.design.domains, basis=prob.design.basis, coef_null=d, coef_basis=c,
+        chol_a=red.chol_a, ainv_b=red.ainv_b, post_basis=red.basis, post_weights=solve.weights(red, rho),
+        score=prob.score_fn(fit, red.n), df=fit.trace, rss=fit.rss, n=red.n)
+
+
+fit_jit = jax.jit(_fit_impl, static_argnums=(0, 7, 8, 9))
+refine_jit = jax.jit(_refine_impl, static_argnums=(0, 5, 6, 7))
+score_jit = jax.jit(_score_impl, static_argnums=0)

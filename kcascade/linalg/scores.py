@@ -1,0 +1,130 @@
+"""Scores of the smoothing parameters, from the diagonalised problem
+(``solve.Reduced``) or, smoothly in theta, in a frozen basis.
+
+A score is a function ``score(fitness, n)`` of the ``Fitness`` summaries;
+``SCORES`` maps the names an estimator is configured with to them.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+from kcascade.linalg.solve import (Blocks, Eliminated, Reduced, _mm, _sym, eliminate_null, penalized, rel_tol,
+                                   rho_of, weights)
+
+class Fitness(NamedTuple):
+    rss: jax.Array       # residual sum of squares
+    trace: jax.Array     # tr A(lambda), effective degrees of freedom
+    ypy: jax.Array       # n * (penalized objective at its minimum)
+    logdet: jax.Array    # log det(I + (n lambda Q)^{-1} C_s) over penalized directions
+    m_eff: jax.Array     # null-space size plus unpenalized kept directions
+
+
+def fitness(red: Reduced, rho) -> Fitness:
+    wts = weights(red, rho)
+    left = rho * (1.0 - red.gamma) * wts  # = 1 - gamma / D, without the cancellation
+    rss = red.r_out + jnp.sum(jnp.where(red.valid, red.z * red.z * left * left, 0.0))
+    trace = red.m + jnp.sum(red.gamma * wts)
+    ypy = red.r_out + jnp.sum(jnp.where(red.valid, red.z * red.z * left, 0.0))
+    pen = penalized(red.valid, red.gamma)
+    dd = red.gamma + rho * (1.0 - red.gamma)
+    logdet = jnp.sum(jnp.where(pen, jnp.log(jnp.where(pen, dd / (rho * (1.0 - red.gamma)), 1.0)), 0.0))
+    m_eff = red.m + jnp.sum(red.valid & ~pen)
+    return Fitness(rss, trace, ypy, logdet, m_eff)
+
+
+def gcv(f: Fitness, n, alpha):
+    """(RSS/n) / (1 - alpha tr A / n)^2, kept finite past the pole."""
+    denom = jnp.maximum(1.0 - alpha * f.trace / n, 1e-3)
+    return (f.rss / n) / (denom * denom)
+
+
+def gml(f: Fitness, n):
+    """Wahba's (1985) generalized maximum likelihood score, on the log scale."""
+    dof = n - f.m_eff
+    return jnp.log(jnp.maximum(f.ypy, jnp.finfo(f.ypy.dtype).tiny) / dof) + f.logdet / dof
+
+
+def score_function(name: str, alpha: float = 1.4):
+    """The score called ``name`` ("gcv" with inflation ``alpha``, or "gml") as a
+    function (fitness, n) -> scalar."""
+    if name == "gcv":
+        return functools.partial(gcv, alpha=alpha)
+    if name == "gml":
+        return gml
+    raise ValueError(f"score: expected one of {SCORES}, got {name!r}")
+
+
+SCORES = ("gcv", "gml")
+
+
+class Frozen(NamedTuple):
+    """A fixed basis (from ``reduce`` at some theta) for gradient refinement."""
+
+    basis: jax.Array
+    valid: jax.Array
+    scale: jax.Array
+    m_eff_extra: jax.Array
+
+
+def freeze(red: Reduced) -> Frozen:
+    unpen = red.valid & ~penalized(red.valid, red.gamma)
+    return Frozen(*jax.lax.stop_gradient((red.basis, red.valid, red.scale, jnp.sum(unpen))))
+
+
+def fitness_in_frozen(bl: Blocks, fr: Frozen, log_lambda) -> Fitness:
+    """``fitness`` by Cholesky in a frozen basis: smooth in theta and lambda.
+
+    In the frozen basis the system is close to diagonal near the theta it was
+    frozen at, so the Cholesky factorisation is well conditioned; dropped
+    directions get a unit diagonal and carry nothing.
+    """
+    m = bl.a.shape[0]
+    dtype = bl.c.dtype
+    _, _, _, cs, gs, r0 = eliminate_null(bl)
+    kb = fr.basis
+    chat = _sym(_mm(_mm(kb.T, cs), kb))
+    qhat = _sym(_mm(_mm(kb.T, bl.pen), kb)) * fr.scale
+    hhat = _mm(kb.T, gs)
+    rho = rho_of(bl.n, fr.scale, log_lambda)
+    jitter = rel_tol(dtype)
+    void = jnp.diag(jnp.where(fr.valid, 0.0, 1.0).astype(dtype))
+    eye = jnp.eye(kb.shape[1], dtype=dtype)
+    hmat = chat + rho * qhat + void + jitter * eye
+    ch = jnp.linalg.cholesky(hmat)
+    a = cho_solve((ch, True), hhat)
+    rss = r0 - 2.0 * jnp.dot(a, hhat) + jnp.dot(a, _mm(chat, a))
+    trace = m + jnp.trace(cho_solve((ch, True), chat))
+    ypy = r0 - jnp.dot(a, hhat)
+    cq = jnp.linalg.cholesky(rho * qhat + void + jitter * eye)
+    logdet = 2.0 * (jnp.sum(jnp.log(jnp.diag(ch))) - jnp.sum(jnp.log(jnp.diag(cq))))
+    return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)
+
+
+def fitness_in_frozen_root(el: Eliminated, fr: Frozen, log_lambda) -> Fitness:
+    """``fitness_in_frozen`` from the square-root form: the penalized least
+    squares in the frozen basis is solved by a QR of [F K; chol(rho Q_hat)'],
+    and the residual sums are sums of squares of residual vectors, so float32
+    keeps the small differences between nearby hyperparameters."""
+    m = el.chol_a.shape[0]
+    dtype = el.f22.dtype
+    kb = fr.basis
+    q = kb.shape[1]
+    mk = _mm(el.f22, kb)
+    qhat = _sym(_mm(_mm(kb.T, el.pen), kb)) * fr.scale
+    rho = rho_of(el.n, fr.scale, log_lambda)
+    void = jnp.diag(jnp.where(fr.valid, 0.0, 1.0).astype(dtype))
+    cq = jnp.linalg.cholesky(rho * qhat + void + rel_tol(dtype) * jnp.eye(q, dtype=dtype))
+    stacked = jnp.concatenate([mk, cq.T])
+    qs, rs = jnp.linalg.qr(stacked, mode="reduced")
+    rhs = jnp.concatenate([el.f2, jnp.zeros((q,), dtype)])
+    a = solve_triangular(rs, _mm(qs.T, rhs), lower=False)
+    rss = el.rho2 + jnp.sum((el.f2 - _mm(mk, a)) ** 2)
+    ypy = el.rho2 + jnp.sum((rhs - _mm(stacked, a)) ** 2)
+    trace = m + jnp.sum(solve_triangular(rs.T, mk.T, lower=True) ** 2)
+    logdet = 2.0 * (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(rs)))) - jnp.sum(jnp.log(jnp.diagonal(cq))))
+    return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)

@@ -1,0 +1,88 @@
+"""How one pass over the rows summarises them: a strategy object with one
+interface, so that the estimators never branch on it.
+
+- ``Gram``: Z'WZ, Z'Wy, y'Wy (one matrix product per chunk: fast, accurate in
+  float64);
+- ``QR``: the streamed triangular factor of W^{1/2}[Z, y] (about twice the
+  work, never squares the conditioning: accurate in float32).
+
+Each strategy turns a pass into a *problem at theta* (``solve.Blocks`` for
+Gram, ``solve.Eliminated`` for QR) and offers, for that problem, its square-
+root form (``eliminated``) and the score summaries in a frozen basis
+(``frozen_fitness``, smooth in theta and lambda).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from kcascade.linalg import passes, scores, solve
+
+
+@dataclasses.dataclass(frozen=True)
+class Gram:
+    """Gram statistics (the float64 default)."""
+
+    name: str = dataclasses.field(init=False, default="gram")
+
+    def chunk(self, n: int, width: int) -> int:
+        return passes.default_chunk(n, width)
+
+    def one_pass(self, feature_fn, u, y, w, **options):
+        return passes.accumulate(feature_fn, u, y, w, **options)
+
+    def narrow(self, st: passes.Stats, m: int, pen) -> solve.Blocks:
+        return solve.blocks_from_stats(*st, m, pen)
+
+    def at_theta(self, st: passes.Stats, m: int, theta, pen) -> solve.Blocks:
+        return solve.blocks_from_full(*st, m, theta, pen)
+
+    def eliminated(self, prob: solve.Blocks) -> solve.Eliminated:
+        return solve.eliminate_gram(prob)
+
+    def frozen_fitness(self, prob: solve.Blocks, frozen, log_lambda) -> scores.Fitness:
+        return scores.fitness_in_frozen(prob, frozen, log_lambda)
+
+    def sv_cut(self, dtype) -> float:
+        return solve.sv_cut(dtype, squared=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class QR:
+    """Streamed QR statistics (the float32 default)."""
+
+    name: str = dataclasses.field(init=False, default="qr")
+
+    def chunk(self, n: int, width: int) -> int:
+        # A QR update costs (chunk + width) width^2: chunks shorter than the
+        # width would spend most of it on the carried factor.
+        return min(n, max(passes.default_chunk(n, width), 2 * width))
+
+    def one_pass(self, feature_fn, u, y, w, **options):
+        return passes.factor(feature_fn, u, y, w, **options)
+
+    def narrow(self, f: passes.Factor, m: int, pen) -> solve.Eliminated:
+        return solve.eliminate_qr(f.r, f.n, m, pen)
+
+    def at_theta(self, f: passes.Factor, m: int, theta, pen) -> solve.Eliminated:
+        return solve.eliminate_qr(solve.factor_at(f.r, m, theta), f.n, m, pen)
+
+    def eliminated(self, prob: solve.Eliminated) -> solve.Eliminated:
+        return prob
+
+    def frozen_fitness(self, prob: solve.Eliminated, frozen, log_lambda) -> scores.Fitness:
+        return scores.fitness_in_frozen_root(prob, frozen, log_lambda)
+
+    def sv_cut(self, dtype) -> float:
+        return solve.sv_cut(dtype, squared=False)
+
+
+STATISTICS = {"gram": Gram(), "qr": QR()}
+
+
+def for_dtype(name: str, dtype):
+    """The strategy called ``name``; "auto": QR below 64-bit floats, else Gram."""
+    if name == "auto":
+        return STATISTICS["qr" if jnp.finfo(dtype).bits < 64 else "gram"]
+    return STATISTICS[name]

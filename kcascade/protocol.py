@@ -1,0 +1,141 @@
+"""The estimator protocol: what ``kc.cascade``, ``laws.empirical`` and
+``distill.targets`` may ask of an estimator, and nothing more.
+
+An *estimator* is a frozen, hashable configuration (a subclass of
+``Estimator``); fitting it returns a *fit* (a subclass of ``Fit``, a pytree).
+The cascade talks to both only through the members below.
+
+Every estimator provides
+
+- ``supervised``: whether ``fit`` takes responses ``y`` (regression) or not
+  (density estimation);
+- ``randomized``: whether ``fit`` draws something and so takes a ``key``;
+- ``check_data(x, y)``: the input checks of ``fit`` (same messages), run
+  before any expensive work; returns ``x`` (and ``y``) as arrays;
+- ``fit(x, [y,] *, [key,] hyper=None, ...)``: hyper None selects the
+  hyperparameters, a given ``hyper`` fits once at it;
+- ``default_law(d)``: the ``scaling.Law`` that carries the scale parameter
+  from n_s rows to n rows for data with d columns;
+- ``scale_of(hyper)``: the log scale parameter a law acts on (for the
+  empirical law's ladder); a hyperparameter value moves by
+  ``hyper.transferred(delta_log)``, which shifts the scale parameter and
+  copies the relative ones;
+- ``capacity(n)``: the size of the estimator's function space at n rows
+  (the basis size q), or None where it does not grow with n;
+- ``min_rows(d)``: the fewest rows a fit accepts.
+
+Optional capabilities, declared in ``capabilities`` (a frozenset of the names
+in ``CAPABILITIES``); an option outside it is rejected before any work by
+``require``:
+
+- "init": ``fit(..., init=hyper)`` starts the selection from a value (the
+  stages of a multi-stage cascade);
+- "refine": ``model.refine(x, y, hyper, *, key, steps, mesh=, progress=)``
+  takes steps of the estimator's own score from ``hyper``;
+- "scale_search": ``fit(..., hyper=h, scale_search=True)`` keeps the relative
+  hyperparameters of ``h`` and re-selects the scale parameter from the
+  statistics of the single pass (``kc.cascade(teacher_lambda="select")``);
+- "warm_start": ``fit(..., hyper=h, start=student_fit)`` starts an
+  iterative fit from a smaller fit;
+- "mesh": ``fit(..., mesh=Mesh)`` splits the pass over the rows over devices;
+- "progress": ``fit(..., progress=True)`` reports progress on stderr.
+
+A fit provides ``hyper``, ``n`` (rows it was fitted on) and
+``evaluate(x_new)``: the estimated function at new rows (the regression
+function, or the log density).
+"""
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+CAPABILITIES = {
+    "init": "a starting value for the selection (stages)",
+    "refine": "refinement of its own score (refine)",
+    "refine_on_mesh": "refinement of its own score on a device mesh (refine with mesh)",
+    "scale_search": "re-selection of the scale parameter on the teacher's pass (teacher_lambda='select')",
+    "warm_start": "a warm start from the student's fit (warm_start)",
+    "mesh": "a device mesh (mesh)",
+    "progress": "progress lines (progress)",
+}
+
+
+# the keyword of ``fit`` through which each capability is used
+FIT_KEYWORDS = {"init": "init", "scale_search": "scale_search", "start": "warm_start", "mesh": "mesh",
+                "progress": "progress"}
+
+
+class Estimator(abc.ABC):
+    """Base of every estimator configuration (see the module docstring)."""
+
+    supervised: ClassVar[bool] = True
+    randomized: ClassVar[bool] = True
+    capabilities: ClassVar[frozenset] = frozenset()
+
+    @abc.abstractmethod
+    def check_data(self, x, y=None):
+        """``fit``'s input checks; returns (x, y) as arrays (y None when unsupervised)."""
+
+    @abc.abstractmethod
+    def fit(self, x, *args, **kwargs):
+        """Fit; select the hyperparameters unless ``hyper`` is given."""
+
+    @abc.abstractmethod
+    def default_law(self, d: int):
+        """The ``scaling.Law`` for the scale parameter with d covariates."""
+
+    @abc.abstractmethod
+    def scale_of(self, hyper):
+        """The log scale parameter of ``hyper`` that a law moves."""
+
+    @abc.abstractmethod
+    def min_rows(self, d: int) -> int:
+        """The fewest rows a fit on d columns accepts."""
+
+    def capacity(self, n: int) -> int | None:
+        """The size of the function space at n rows (None: does not grow with n)."""
+        return None
+
+    def refine(self, x, y, hyper, *, key, steps: int, **options):
+        raise NotImplementedError(f"{type(self).__name__} does not declare 'refine'")
+
+
+class Fit(abc.ABC):
+    """Base of every fitted result. Besides ``evaluate``, a fit has the
+    attributes ``hyper`` (the hyperparameters it was fitted at) and ``n`` (the
+    rows it was fitted on)."""
+
+    @abc.abstractmethod
+    def evaluate(self, x_new):
+        """(m,) the estimated function at the rows of ``x_new`` (m, d)."""
+
+
+def require(model, options, how=None):
+    """Raise a ValueError unless ``model`` is an ``Estimator`` that declares every
+    capability in ``options``. ``how``: the caller's name for each option."""
+    if not isinstance(model, Estimator):
+        raise ValueError(f"model: expected a kcascade estimator (kc.SSANOVA, kc.KDE, nets.NetRegressor, ...), "
+                         f"got {type(model).__name__}")
+    how = how or {}
+    for option in options:
+        if option not in CAPABILITIES:
+            raise ValueError(f"unknown capability {option!r}; expected one of {sorted(CAPABILITIES)}")
+        if option not in model.capabilities:
+            have = ", ".join(sorted(model.capabilities)) or "none"
+            raise ValueError(f"{how.get(option, option)}: {type(model).__name__} does not support "
+                             f"{CAPABILITIES[option]} (its capabilities: {have})")
+
+
+def fit_with(model: Estimator, x, y=None, *, key=None, hyper=None, **options):
+    """``model.fit`` called as its declarations say: ``y`` only for supervised
+    estimators, ``key`` only for randomized ones, each option only where
+    declared (options that are None or False are left out)."""
+    given = {k: v for k, v in options.items() if v is not None and v is not False}
+    unknown = sorted(set(given) - set(FIT_KEYWORDS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not an option of the estimator protocol; expected one of {sorted(FIT_KEYWORDS)}")
+    require(model, [FIT_KEYWORDS[k] for k in given])
+    args = (x, y) if model.supervised else (x,)
+    if model.randomized:
+        given["key"] = key
+    return model.fit(*args, hyper=hyper, **given)

@@ -1,0 +1,126 @@
+"""The SS-ANOVA engine against independent dense computations: the fixed-hyper
+solve for each statistics strategy x dtype x eager/jit/vmap, row weights, the
+GCV and GML scores, and the frozen-basis objective of the selection."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kcascade as kc
+import reference  # tests/reference.py
+from kcascade.estimators import ssanova_engine
+
+KINDS, ORDER, N = ("cubic",) * 3, 2, 200
+# Relative to max |mean|. float64: round-off amplified by the conditioning of
+# the penalized system (measured <= 1e-13). float32 with the QR pass: measured
+# <= 8e-7 (7 x eps). float32 with the Gram pass, which squares the condition
+# number: measured 2e-2 eager and 8e-2 under vmap -- the reason "auto" picks QR
+# for float32; the bound only guards against worse.
+TOL = {("float64", "gram"): 1e-10, ("float64", "qr"): 1e-10, ("float32", "qr"): 1e-5, ("float32", "gram"): 0.15}
+
+
+@pytest.fixture(scope="module")
+def case():
+    xs, ys = [], []
+    for seed in (0, 1):
+        x, y, _ = kc.datasets.sine_interaction(jax.random.key(seed), N)
+        xs.append(np.asarray(x))
+        ys.append(np.asarray(y))
+    model = kc.SSANOVA(order=ORDER)
+    hyper = model.fit(xs[0], ys[0], key=jax.random.key(3)).hyper
+    return np.stack(xs), np.stack(ys), hyper
+
+
+def _scaled(fit, x):
+    dom = np.asarray(fit.domains, float)
+    return (x - dom[:, 0]) / (dom[:, 1] - dom[:, 0])
+
+
+def _check_against_dense(fit, x, y, tol, weights=None):
+    hyper = fit.hyper
+    u, z = _scaled(fit, x), np.asarray(fit.basis, float)
+    predict, trace, _ = reference.dense_fit(KINDS, ORDER, u, y, z, [None] * 3, float(hyper.log_lambda),
+                                            np.asarray(hyper.log_theta, float), weights)
+    x_new = x[:40].astype(np.asarray(fit.coef_basis).dtype)
+    mean_ref, _ = predict(_scaled(fit, x_new.astype(float)))
+    mean = np.asarray(fit.predict(x_new), float)
+    scale = np.max(np.abs(mean_ref))
+    np.testing.assert_allclose(mean, mean_ref, rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(float(fit.df), trace, rtol=tol)
+
+
+@pytest.mark.parametrize("stats", ["gram", "qr"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("mode", ["eager", "jit", "vmap"])
+def test_fixed_hyper_matches_dense_solve(case, stats, dtype, mode):
+    xs, ys, hyper = case
+    model = kc.SSANOVA(order=ORDER, statistics=stats)
+    key = jax.random.key(5)
+    h = jax.tree.map(lambda a: jnp.asarray(a, dtype), hyper)
+    xd, yd = xs.astype(dtype), ys.astype(dtype)
+    if mode == "eager":
+        fits = [model.fit(xd[0], yd[0], key=key, hyper=h)]
+    elif mode == "jit":
+        fits = [jax.jit(lambda a, b: model.fit(a, b, key=key, hyper=h))(xd[0], yd[0])]
+    else:
+        batched = jax.vmap(lambda a, b: model.fit(a, b, key=key, hyper=h))(xd, yd)
+        fits = [jax.tree.map(lambda a: a[i], batched) for i in range(2)]
+    for i, fit in enumerate(fits):
+        assert fit.coef_basis.dtype == jnp.dtype(dtype)
+        _check_against_dense(fit, xs[i], ys[i], TOL[(dtype, stats)])
+
+
+def test_row_weights_match_dense_weighted_solve(case):
+    xs, ys, hyper = case
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.2, 3.0, N)
+    w[:15] = 0.0   # rows of weight 0 take no part (n counts the others)
+    for stats in ("gram", "qr"):
+        fit = kc.SSANOVA(order=ORDER, statistics=stats).fit(xs[0], ys[0], key=jax.random.key(5), hyper=hyper,
+                                                            weights=w)
+        assert float(fit.n) == N - 15
+        _check_against_dense(fit, xs[0], ys[0], 1e-8, weights=w)
+    # integer weights are repeated rows, at lambda scaled by n / sum(w) (the
+    # penalty multiplies the mean over rows)
+    counts = rng.integers(1, 3, N)
+    weighted = kc.SSANOVA(order=ORDER).fit(xs[0], ys[0], key=jax.random.key(1), hyper=hyper,
+                                           weights=counts.astype(float))
+    rep = np.repeat(np.arange(N), counts)
+    rep_pred, *_ = reference.dense_fit(KINDS, ORDER, _scaled(weighted, xs[0][rep]), ys[0][rep],
+                                       np.asarray(weighted.basis), [None] * 3,
+                                       float(hyper.log_lambda) + np.log(N / counts.sum()), np.asarray(hyper.log_theta))
+    expect = rep_pred(_scaled(weighted, xs[0][:30]))[0]
+    np.testing.assert_allclose(np.asarray(weighted.predict(xs[0][:30])), expect, rtol=0, atol=1e-9 * np.abs(expect).max())
+
+
+@pytest.mark.parametrize("score", ["gcv", "gml"])
+def test_scores_match_dense_hat_matrix(case, score):
+    xs, ys, hyper = case
+    model = kc.SSANOVA(order=ORDER, score=score)
+    key = jax.random.key(5)
+    for shift in (-3.0, 0.0, 2.0):
+        h = hyper._replace(log_lambda=hyper.log_lambda + shift)
+        fit = model.fit(xs[0], ys[0], key=key, hyper=h)
+        gcv, gml = reference.dense_scores(KINDS, ORDER, _scaled(fit, xs[0]), ys[0], np.asarray(fit.basis),
+                                          [None] * 3, float(h.log_lambda), np.asarray(h.log_theta), model.alpha)
+        expect = gcv if score == "gcv" else gml
+        np.testing.assert_allclose(float(fit.score), expect, rtol=1e-7)
+        np.testing.assert_allclose(float(model.score_at(xs[0], ys[0], h, key=key)), expect, rtol=1e-7)
+
+
+@pytest.mark.parametrize("stats", ["gram", "qr"])
+def test_frozen_objective_equals_exact_score_at_the_frozen_point(case, stats):
+    """The selection minimises a surrogate of the score in a basis frozen at the
+    round's start; at that point it must equal the exact score, for both the
+    full-statistics path (selection) and the narrow path (refine)."""
+    xs, ys, hyper = case
+    model = kc.SSANOVA(order=ORDER, statistics=stats)
+    x, y = jnp.asarray(xs[0]), jnp.asarray(ys[0])
+    prob = ssanova_engine.Problem(model, x, y, None, jax.random.key(5))
+    full = prob.full()
+    p = jnp.concatenate([jnp.reshape(hyper.log_lambda, (1,)), hyper.log_theta + 0.3 * jnp.sin(jnp.arange(12.0))])
+    lt = ssanova_engine.canonical_log_theta(p[1:])
+    for problem_at in (lambda t: prob.at_theta(full, t), lambda t: prob.narrow(kc.Hyper(0.0, t))):
+        exact = float(prob.score(prob.reduce(problem_at(lt)), p[0]))
+        frozen = float(prob.frozen_objective(problem_at, p, jnp.asarray(float(N)))(p))
+        np.testing.assert_allclose(frozen, exact, rtol=1e-7)
