@@ -37,7 +37,7 @@ def test_cascade_pipeline(data):
 def test_multistage_and_custom_law(data):
     x, y, *_ = data
     res = kc.cascade(MODEL, x, y, key=jax.random.key(1), stages=(200, 500), law=kc.laws.power(-0.5))
-    assert [s for s, _ in res.stages] == [200, 500] and res.n_student == 500
+    assert [s.n for s in res.stages] == [200, 500] and res.n_student == 500
     np.testing.assert_allclose(float(res.hyper_teacher.log_lambda),
                                float(res.hyper_student.log_lambda) - 0.5 * np.log(4000 / 500))
 
