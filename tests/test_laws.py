@@ -8,6 +8,7 @@ from scipy import stats as sps
 
 import kcascade as kc
 from kcascade import laws
+from kcascade import scaling
 
 
 def test_theoretical_exponents():
@@ -64,7 +65,7 @@ def test_fit_power_recovers_slope_and_interval():
 
 def test_t_quantile_matches_scipy():
     for dof in (1, 2, 5, 30):
-        assert laws._t975(dof) == pytest.approx(sps.t.ppf(0.975, dof), rel=1e-6)
+        assert scaling._t975(dof) == pytest.approx(sps.t.ppf(0.975, dof), rel=1e-6)
 
 
 def test_empirical_law_and_plot():
