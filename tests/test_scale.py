@@ -24,6 +24,7 @@ def _env(**extra):
     return env
 
 
+@pytest.mark.slow   # two fresh processes compile everything again (~45 s)
 def test_four_device_mesh_matches_one_device():
     out = subprocess.run([sys.executable, str(HERE / "sharded_worker.py")], capture_output=True, text=True,
                          timeout=600, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
@@ -42,6 +43,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow   # two fresh processes compile everything again (~45 s)
 def test_two_processes_match_one(tmp_path):
     port, out = str(_free_port()), tmp_path / "two.npz"
     procs = [subprocess.Popen([sys.executable, str(HERE / "distributed_worker.py"), str(i), "2", port, str(out)],
