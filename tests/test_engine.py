@@ -51,15 +51,17 @@ def _check_against_dense(fit, x, y, tol, weights=None):
 
 @pytest.mark.parametrize("stats", ["gram", "qr"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("mode", ["eager", "vmap"])
+@pytest.mark.parametrize("mode", ["eager", "jit", "vmap"])
 def test_fixed_hyper_matches_dense_solve(case, stats, dtype, mode):
     xs, ys, hyper = case
     model = kc.SSANOVA(order=ORDER, statistics=stats)
     key = jax.random.key(5)
     h = jax.tree.map(lambda a: jnp.asarray(a, dtype), hyper)
     xd, yd = xs.astype(dtype), ys.astype(dtype)
-    if mode == "eager":   # fit runs a jitted program: this is also the jit path
+    if mode == "eager":
         fits = [model.fit(xd[0], yd[0], key=key, hyper=h)]
+    elif mode == "jit":   # fit traced inside a user's jit
+        fits = [jax.jit(lambda a, b: model.fit(a, b, key=key, hyper=h))(xd[0], yd[0])]
     else:
         batched = jax.vmap(lambda a, b: model.fit(a, b, key=key, hyper=h))(xd, yd)
         fits = [jax.tree.map(lambda a: a[i], batched) for i in range(2)]
