@@ -8,6 +8,17 @@ import jax
 import jax.numpy as jnp
 
 
+def random_key(key, name: str = "key"):
+    """``key`` if it is a ``jax.random`` key (typed, or a raw uint32 pair);
+    otherwise a ValueError that says how to make one. Works on traced keys."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == jnp.uint32 and key.shape[-1:] == (2,))):
+        return key
+    seen = f"{type(key).__name__} {key!r}" if np.ndim(key) == 0 else f"{type(key).__name__} of shape {np.shape(key)}"
+    raise ValueError(f"{name}: expected a jax.random key, e.g. jax.random.key(0); got {seen}")
+
+
 def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 

@@ -13,7 +13,8 @@ stored in the fit, and then supplies
   (lambda_nu ~ nu^-r; None for a finite-dimensional space), which sets the
   smoothing-spline law;
 - ``domain(col, given)``: the (2,) domain of a column of raw values, and
-  ``check_column``: the checks of a column against its domain.
+  ``check_column``: the checks of a column against its domain, and
+  ``outside``: how many new values lie outside it (prediction warns).
 
 The scaled Bernoulli polynomials ``k1, k2, k4`` are those of DESIGN.md §1.
 """
@@ -78,6 +79,13 @@ class Marginal:
         if hi == lo:
             raise ValueError(f"{name}: expected a non-constant covariate, every value is {lo}")
 
+    def outside(self, v, col, domain) -> int:
+        """How many raw values of column v (numpy, at prediction) fall outside
+        ``domain``, where the fit extrapolates."""
+        lo, hi = float(domain[0]), float(domain[1])
+        slack = 1e-9 * (hi - lo)
+        return int(np.sum((col < lo - slack) | (col > hi + slack)))
+
     def null(self, u):
         return jnp.zeros((0,), dtype=jnp.result_type(u))
 
@@ -120,6 +128,9 @@ class Periodic(Marginal):
     def scale(self, x, domain):
         return jnp.mod((x - domain[0]) / (domain[1] - domain[0]), 1.0)
 
+    def outside(self, v, col, domain) -> int:
+        return 0   # wraps around the period
+
     def kernel(self, u, v, domain):
         return -k4(jnp.abs(u - v))
 
@@ -151,6 +162,14 @@ class Nominal(Marginal):
                 raise ValueError(f"domains[{v}]: nominal covariate expects the number of levels L (int >= 1), got {given!r}")
             if hi >= given:
                 raise ValueError(f"{name}: code {int(hi)} is outside the {given} levels given in domains[{v}]")
+
+    def outside(self, v, col, domain) -> int:
+        levels = int(domain[1])
+        bad = (col != np.round(col)) | (col < 0) | (col >= levels)
+        if np.any(bad):
+            raise ValueError(f"x_new[:, {v}]: nominal covariate expects codes 0..{levels - 1} (the levels it was "
+                             f"fitted on), got {float(col[bad][0])}")
+        return 0
 
     def kernel(self, u, v, domain):
         n_levels = domain[1] - domain[0]

@@ -85,3 +85,44 @@ def test_hyper_of_wrong_length():
     _raises(r"hyper.log_theta: expected shape \(12,\) \(one per penalized component\), got \(5,\)",
             lambda: kc.SSANOVA(order=2).fit(x, y, key=KEY, hyper=bad))
     _raises(r"hyper.log_lambda: expected finite", lambda: kc.SSANOVA(order=1).fit(x, y, key=KEY, hyper=kc.Hyper(np.float64(np.nan), np.zeros(3))))
+
+
+def test_an_integer_seed_is_refused_with_how_to_make_a_key():
+    from kcascade import nets
+
+    x, y = _xy()
+    msg = r"key: expected a jax.random key, e.g. jax.random.key\(0\); got int 0"
+    model = kc.SSANOVA(order=1)
+    _raises(msg, lambda: model.fit(x, y, key=0))
+    _raises(msg, lambda: model.score_at(x, y, kc.Hyper(0.0, np.zeros(3)), key=0))
+    _raises(msg, lambda: model.refine(x, y, kc.Hyper(0.0, np.zeros(3)), key=0, steps=1))
+    _raises(msg, lambda: kc.cascade(model, x, y, key=0))
+    _raises(msg, lambda: kc.laws.empirical(model, x, y, key=0))
+    _raises(msg, lambda: nets.NetRegressor(width=4).fit(x, y, key=0))
+    _raises(r"key: .* got ndarray of shape \(3,\)", lambda: model.fit(x, y, key=np.arange(3)))
+    # both kinds of jax key are accepted: typed and raw uint32 pairs
+    assert kc.SSANOVA(order=1).fit(x, y, key=jax.random.PRNGKey(0)).n == 100
+
+
+def test_prediction_outside_the_fitted_domain_warns_once():
+    import warnings
+
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.uniform(size=120), rng.uniform(0, 24, size=120), rng.integers(0, 3, size=120)])
+    y = np.sin(2 * np.pi * x[:, 0]) + (x[:, 2] == 1) + 0.1 * rng.normal(size=120)
+    model = kc.SSANOVA(order=1, marginals=("cubic", "periodic", "nominal"), domains=(None, (0.0, 24.0), None))
+    fit = model.fit(x, y, key=KEY, hyper=kc.Hyper(-8.0, np.zeros(3)))
+    inside = x[:5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit.predict(inside)
+        fit.predict(inside + np.array([0.0, 48.0, 0.0]))   # periodic: wraps, no warning
+    far = inside.copy()
+    far[:2, 0] = 5.0
+    with pytest.warns(UserWarning, match=r"x_new\[:, 0\]: 2 of 5 rows outside the fitted domain") as caught:
+        fit.predict(far)
+    assert len(caught) == 1
+    bad = inside.copy()
+    bad[0, 2] = 3.0
+    _raises(r"x_new\[:, 2\]: nominal covariate expects codes 0..2 \(the levels it was fitted on\), got 3.0",
+            lambda: fit.predict(bad))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from kcascade import protocol
+from kcascade import checks, protocol
 from kcascade.scaling import Law, fit_power, kde, power, smoothing_spline, student_size
 
 __all__ = ["Law", "empirical", "fit_power", "kde", "power", "smoothing_spline", "student_size"]
@@ -29,6 +29,7 @@ def empirical(model, x, y=None, *, key, sizes=None, reps: int = 2, reference=Non
       A ``Law`` with the fitted exponent, its 95% interval and the ladder.
     """
     protocol.require(model, ())
+    checks.random_key(key)
     x, y = model.check_data(x, y)
     n, d = x.shape
     if sizes is None:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from kcascade import protocol, scaling
+from kcascade import checks, protocol, scaling
 from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
@@ -137,6 +137,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     """
     if not (isinstance(refine, (int, np.integer)) and refine >= 0):
         raise ValueError(f"refine: expected an integer >= 0, got {refine!r}")
+    checks.random_key(key)
     if teacher_lambda not in ("law", "select"):
         raise ValueError(f"teacher_lambda: expected 'law' or 'select', got {teacher_lambda!r}")
     if law is not None and not isinstance(law, scaling.Law):

@@ -222,7 +222,9 @@ def _neg_lcv(x, w, log_h, block):
 
 def _criterion(model, x, w, log_h):
     fn = _lscv if model.selector == "lscv" else _neg_lcv
-    return fn(x, w, log_h, model.block)
+    # computed in the data's dtype: float32 rows stay float32 under x64, where
+    # the optimiser's steps may come back as float64
+    return fn(x, w, jnp.asarray(log_h, x.dtype), model.block)
 
 
 def _fit_impl(model, x, hyper, init):
@@ -244,9 +246,9 @@ def _fit_impl(model, x, hyper, init):
         # The criterion is flat near its minimum in units that matter for the
         # estimate: a relative gradient of 1e-5 is far below what moves the
         # held-out likelihood.
-        log_h = select.minimize(criterion, lambda _: criterion, start, rounds=1, max_steps=model.max_steps,
-                                rel_grad=1e-5)
-    return KDEFit(model=model, data=x, hyper=KDEHyper(log_h))
+        log_h = select.minimize(criterion, lambda _: criterion, jnp.asarray(start, x.dtype), rounds=1,
+                                max_steps=model.max_steps, rel_grad=1e-5)
+    return KDEFit(model=model, data=x, hyper=KDEHyper(jnp.asarray(log_h, x.dtype)))
 
 
 _fit_jit = jax.jit(_fit_impl, static_argnums=0)

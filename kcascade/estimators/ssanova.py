@@ -209,6 +209,7 @@ class SSANOVA(protocol.Estimator):
         Returns:
           An ``SSANOVAFit`` (a pytree).
         """
+        checks.random_key(key)
         if hyper is not None and init is not None:
             raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
         if scale_search and hyper is None:
@@ -227,6 +228,7 @@ class SSANOVA(protocol.Estimator):
         better of the start and the end point. mesh is refused for now
         (no "refine_on_mesh" capability).
         """
+        checks.random_key(key)
         if not (isinstance(steps, (int, np.integer)) and steps >= 1):
             raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
         if mesh is not None:
@@ -241,6 +243,7 @@ class SSANOVA(protocol.Estimator):
     def score_at(self, x, y, hyper: Hyper, *, key):
         """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
         same basis points as ``fit`` draws from ``key``."""
+        checks.random_key(key)
         x, y = self.check_data(x, y, hyper=hyper)
         return engine.score_jit(self, x, y, key, hyper)
 

@@ -3,10 +3,12 @@ pieces of the posterior variance, and predictions from them."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from kcascade import checks, protocol
@@ -86,6 +88,8 @@ class SSANOVAFit(protocol.Fit):
         are centred on the basis points' mean.
         """
         x_new = checks.query_rows(x_new, self.domains.shape[0], self.coef_basis.dtype)
+        if checks.is_concrete(x_new, self.domains):
+            _warn_outside(self.structure.marginals, np.asarray(x_new), np.asarray(self.domains))
         if terms is None:
             null_mask, comp_mask = [1.0] * self.structure.m, [1.0] * self.structure.k
         else:
@@ -96,6 +100,21 @@ class SSANOVAFit(protocol.Fit):
     def evaluate(self, x_new):
         """(m,) the fitted regression function at ``x_new`` (the protocol's name for ``predict``)."""
         return self.predict(x_new)
+
+
+def _warn_outside(marginals, x_new, domains):
+    """One warning per call naming the columns where x_new leaves the fitted
+    domain (there the fit extrapolates its null-space polynomial)."""
+    parts = []
+    for v, marg in enumerate(marginals):
+        count = marg.outside(v, x_new[:, v], domains[v])
+        if count:
+            parts.append(f"x_new[:, {v}]: {count} of {x_new.shape[0]} rows outside the fitted domain "
+                         f"[{domains[v, 0]:.4g}, {domains[v, 1]:.4g}] (values in [{x_new[:, v].min():.4g}, "
+                         f"{x_new[:, v].max():.4g}])")
+    if parts:
+        warnings.warn("; ".join(parts) + ". The fit extrapolates its polynomial pieces there and may be far off.",
+                      UserWarning, stacklevel=3)
 
 
 def _predict_impl(fit: SSANOVAFit, x_new, null_mask, comp_mask):

@@ -123,6 +123,7 @@ class NetRegressor(protocol.Estimator):
           A ``NetFit``; after selection ``grid_loss`` holds the validation loss of
           every (lr, weight decay) candidate, shape (len(lr_grid), len(wd_grid)).
         """
+        checks.random_key(key)
         x, y = self.check_data(x, y)
         n, d = x.shape
         dtype = x.dtype
