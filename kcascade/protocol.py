@@ -49,6 +49,8 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
+import numpy as np
+
 CAPABILITIES = {
     "init": "a starting value for the selection (stages)",
     "refine": "refinement of its own score (refine)",
@@ -139,3 +141,22 @@ def fit_with(model: Estimator, x, y=None, *, key=None, hyper=None, **options):
     if model.randomized:
         given["key"] = key
     return model.fit(*args, hyper=hyper, **given)
+
+
+def brief(value) -> str:
+    """A short text for a value in a fit's ``repr``: a number to 5 significant
+    digits, an array (or a traced or batched value) as dtype[shape]."""
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return repr(value)
+    if len(shape) == 0:
+        try:
+            return f"{float(value):.5g}"
+        except Exception:   # a tracer inside jit or vmap
+            pass
+    return f"{np.dtype(value.dtype).name}{list(shape)}"
+
+
+def short_repr(obj, **fields) -> str:
+    """``Name(field=brief, ...)``: one line instead of every array in the fit."""
+    return f"{type(obj).__name__}(" + ", ".join(f"{k}={brief(v)}" for k, v in fields.items()) + ")"

@@ -81,6 +81,11 @@ def test_supported_options_work(data, capfd):
     # network: the teacher grown from the student
     nres = kc.cascade(NET, x, y, key=KEY, n_student=100, warm_start=True)
     assert nres.teacher.n == 400 and nres.n_student == 100
+    # one-screen reprs (the dataclass default printed every array: ~51,000 characters)
+    for r in (res, kres, nres):
+        assert len(repr(r)) < 500 and repr(r).startswith("CascadeFit(n=400, students=[") and "teacher=" in repr(r)
+    assert repr(kres.teacher).startswith("KDEFit(n=400, d=3, bandwidth=float64[3])")
+    assert "stores its 400 training rows" in repr(kres.teacher)
 
 
 def test_cascade_checks_input_like_fit(data):

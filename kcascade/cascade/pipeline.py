@@ -65,6 +65,11 @@ class CascadeFit:
     law: scaling.Law
     timings: dict
 
+    def __repr__(self):
+        return (f"CascadeFit(n={self.n}, students={[s.n for s in self.stages]}, law={self.law.name} "
+                f"(exponent {self.law.exponent:.4g}), seconds={self.timings.get('total', float('nan')):.3g}, "
+                f"teacher={self.teacher!r})")
+
     @property
     def n(self) -> int:
         """Rows of the teacher."""

@@ -268,6 +268,10 @@ class KDEFit(protocol.Fit):
     def n(self) -> int:
         return self.data.shape[0]
 
+    def __repr__(self):
+        return protocol.short_repr(self, n=self.n, d=self.data.shape[-1], bandwidth=self.bandwidth) + \
+            f" of {self.model!r} (stores its {self.n} training rows)"
+
     def evaluate(self, x_new):
         """(m,) the log density at ``x_new`` (the protocol's name for ``log_density``)."""
         return self.log_density(x_new)

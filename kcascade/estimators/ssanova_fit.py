@@ -59,6 +59,11 @@ class SSANOVAFit(protocol.Fit):
     rss: jax.Array
     n: jax.Array
 
+    def __repr__(self):
+        return protocol.short_repr(self, n=self.n, d=self.domains.shape[-2], q=self.basis.shape[-2],
+                                   components=self.hyper.log_theta.shape[-1], log_lambda=self.hyper.log_lambda,
+                                   score=self.score, df=self.df) + f" of {self.model!r}"
+
     @property
     def structure(self) -> Structure:
         return self.model.structure(self.domains.shape[0])

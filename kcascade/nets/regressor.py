@@ -190,6 +190,10 @@ class NetFit(protocol.Fit):
     grid_loss: jax.Array | None
     n: int
 
+    def __repr__(self):
+        return protocol.short_repr(self, n=self.n, d=self.x_mean.shape[-1], width=self.net.width,
+                                   log_lr=self.hyper.log_lr, log_weight_decay=self.hyper.log_weight_decay)
+
     def predict(self, x_new):
         x_new = checks.query_rows(x_new, self.x_mean.shape[0], self.x_mean.dtype)
         return self.net.apply(self.params, (x_new - self.x_mean) / self.x_sd)[:, 0]
