@@ -73,77 +73,131 @@ class NewtonResult(NamedTuple):
     converged: jax.Array
 
 
-def newton(fun: Callable, x0, *, lower=None, upper=None, max_steps: int = 30, radius: float = 2.0,
-           max_radius: float = 8.0, f_tol: float = 1e-8, g_tol: float = 1e-6) -> NewtonResult:
-    """Minimise ``fun`` over a box by projected Newton steps in a trust region.
+def _derivatives(fun, x):
+    """(gradient, Hessian) of ``fun`` at ``x``: one reverse pass, linearised
+    once, and the Hessian's columns as a batch of forward passes."""
+    g, hvp = jax.linearize(jax.grad(fun), x)
+    h = jax.vmap(hvp)(jnp.eye(x.shape[0], dtype=x.dtype))
+    return g, 0.5 * (h + h.T)
 
-    Meant for the few (<= ~40) hyperparameters of a selection: the exact
+
+
+
+def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
+    """The best of the multiples t = 1, then 2, 4 ... 16 while they keep lowering the
+    value (after a successful t = 1), or 1/2, 1/4 ... 1/64 until one lowers it
+    (after a failed one), of ``direction`` from ``x``, projected onto the box.
+    Returns (point, value, aux); the value is f when nothing lowered it."""
+    def at(t):
+        p = jnp.clip(x + t * direction, lo, hi)
+        v, aux = evaluate(p)
+        return p, jnp.where(jnp.isfinite(v), v, jnp.inf), aux
+
+    p1, v1, a1 = at(1.0)
+    up = v1 < f
+
+    def going(c):
+        t, _, vb, _, _, stop = c
+        return ~stop & jnp.where(up, t < 16.0, t > 1.0 / 64.0)
+
+    def body(c):
+        t, pb, vb, ab, _, _ = c
+        t = jnp.where(up, 2.0 * t, 0.5 * t)
+        p, v, aux = at(t)
+        better = v < vb
+        pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), new, old)
+        # going up: stop at the first multiple that does not improve on the
+        # last; going down: stop at the first that lowers f
+        stop = jnp.where(up, ~better, v < f)
+        return t, pick(p, pb), jnp.minimum(v, vb), pick(aux, ab), v, stop
+
+    init = (jnp.asarray(1.0, x.dtype), p1, v1, a1, v1, jnp.asarray(False))
+    _, pb, vb, ab, _, _ = jax.lax.while_loop(going, body, init)
+    return pb, vb, ab
+
+
+def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, upper=None, max_steps: int = 30,
+           max_move: float = 4.0, f_scale=None, f_tol: float = 1e-7, g_tol: float = 1e-5) -> NewtonResult:
+    """Minimise ``fun`` over a box by projected Newton steps with a line search.
+
+    Meant for the few (<= ~50) hyperparameters of a selection: the exact
     gradient and Hessian come from JAX. Each step
       1. fixes the coordinates at a bound whose gradient pushes outward (a
          smoothing parameter run to its limit stays there instead of wandering);
-      2. takes the Newton step on the free ones with the Hessian made positive
-         definite by its eigen-decomposition (|eigenvalue|, floored at 1e-7 of
-         the largest, as mgcv does), shortened to the trust radius;
-      3. projects onto the box and accepts the point only if the value drops;
-         the radius doubles after a step that gains at least 3/4 of what the
-         quadratic model promised (up to ``max_radius``) and is quartered after
-         a rejected one.
-    Stops when the value changed by less than f_tol (1 + |f|) on an accepted
-    step and the free gradient's largest entry is below g_tol (1 + |f|), or
-    after ``max_steps`` (counting rejected steps). Runs under jit and vmap.
+      2. takes the Newton direction on the free ones with the Hessian made
+         positive definite by its eigen-decomposition (|eigenvalue|, floored at
+         1e-7 of the largest, as mgcv does), scaled so that no coordinate moves
+         more than ``max_move``;
+      3. searches along that direction, projected onto the box: the full
+         step, then doubled (up to 16x) while that keeps lowering the value, or
+         halved (down to 1/64) until one lowers it. Doubling lets a coordinate
+         whose score decays exponentially (a smoothing parameter running to
+         infinity, where a Newton step is one unit of log) reach its bound in
+         a few steps.
+    Stops when an accepted step changed the value by less than
+    f_tol * f_scale and the free gradient's largest entry is below
+    g_tol * f_scale, when no multiple lowers the value, or after ``max_steps``.
+    Runs under jit and vmap.
 
     Args:
-      fun: (P,) -> scalar, twice differentiable.
-      x0: (P,) start, inside the box.
+      fun: (P,) -> scalar, twice differentiable; or, with ``local``,
+        (P,) -> (scalar, aux): the value and what ``local`` needs.
+      x0: (P,) start; clipped into the box.
+      local: None, or aux -> a smooth function of x that equals ``fun`` at the
+        point aux came from (e.g. a score in a basis frozen there); its
+        derivatives are used instead of ``fun``'s, and ``fun`` only decides
+        the step.
       lower, upper: (P,) bounds or None (unbounded).
+      f_scale: the value's typical size, for the tolerances: a number,
+        "relative" (|fun(x0)|: for a score in the data's units, such as GCV)
+        or None (1 + |fun(x0)|: for one on a log scale, such as GML).
     """
     x0 = jnp.asarray(x0)
     dtype = x0.dtype
+    tiny = jnp.finfo(dtype).tiny
     lo = jnp.full_like(x0, -jnp.inf) if lower is None else jnp.asarray(lower, dtype)
     hi = jnp.full_like(x0, jnp.inf) if upper is None else jnp.asarray(upper, dtype)
     x0 = jnp.clip(x0, lo, hi)
-    value_grad = jax.value_and_grad(fun)
-    hess = jax.hessian(fun)
-
+    if local is None:
+        evaluate, local = (lambda x: (fun(x), x)), (lambda _: fun)
+    else:
+        evaluate = fun
+    
     def free_mask(x, g):
-        at_lo = (x <= lo) & (g > 0)
-        at_hi = (x >= hi) & (g < 0)
-        return ~(at_lo | at_hi)
+        return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
 
     def step(state):
-        x, f, g, r, k, _ = state
+        x, f, g, h, aux0, k, _ = state
         free = free_mask(x, g)
-        h = hess(x)
-        mask2 = free[:, None] & free[None, :]
-        h = jnp.where(mask2, h, jnp.eye(x.shape[0], dtype=dtype))
+        h = jnp.where(free[:, None] & free[None, :], h, jnp.eye(x.shape[0], dtype=dtype))
         gf = jnp.where(free, g, 0.0)
         evals, evecs = jnp.linalg.eigh(h)
         a = jnp.abs(evals)
-        a = jnp.maximum(a, 1e-7 * jnp.max(a) + jnp.finfo(dtype).tiny)
-        s = -evecs @ ((evecs.T @ gf) / a)
-        norm = jnp.linalg.norm(s)
-        s = s * jnp.minimum(1.0, r / jnp.maximum(norm, jnp.finfo(dtype).tiny))
-        x_new = jnp.clip(x + s, lo, hi)
-        s = x_new - x
-        predicted = gf @ s + 0.5 * s @ (h @ s)     # < 0 for a descent step
-        f_new, g_new = value_grad(x_new)
-        ok = jnp.isfinite(f_new) & (f_new < f)
-        gain = (f - f_new) / jnp.maximum(-predicted, jnp.finfo(dtype).tiny)
-        r_new = jnp.where(ok, jnp.where(gain > 0.75, jnp.minimum(2.0 * r, max_radius), r), 0.25 * r)
-        scale = 1.0 + jnp.abs(f_new)
+        a = jnp.maximum(a, 1e-7 * jnp.max(a) + tiny)
+        direction = -evecs @ ((evecs.T @ gf) / a)
+        direction = direction * jnp.minimum(1.0, max_move / jnp.maximum(jnp.max(jnp.abs(direction)), tiny))
+        x_new, f_new, aux = _line_search(evaluate, x, f, direction, lo, hi, aux0)
+        g_new, h_new = _derivatives(local(aux), x_new)
+        ok = (f_new < f) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(h_new))
         g_free = jnp.where(free_mask(x_new, g_new), g_new, 0.0)
-        done = ok & (f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale)
-        # a radius shrunk to nothing cannot move the point any more
-        done = done | (r_new < 1e-10)
-        return (jnp.where(ok, x_new, x), jnp.where(ok, f_new, f), jnp.where(ok, g_new, g), r_new, k + 1, done)
+        done = ~ok | ((f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale))
+        keep = lambda new, old: jnp.where(ok, new, old)
+        aux = jax.tree_util.tree_map(keep, aux, aux0)
+        return (keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, state[3]), aux, k + 1, done)
 
     def going(state):
         *_, k, done = state
         return (k < max_steps) & ~done
 
-    f0, g0 = value_grad(x0)
-    init = (x0, f0, g0, jnp.asarray(radius, dtype), jnp.asarray(0), jnp.asarray(False))
-    x, f, g, _, k, done = jax.lax.while_loop(going, step, init)
-    scale = 1.0 + jnp.abs(f)
-    converged = done | (jnp.max(jnp.abs(jnp.where(free_mask(x, g), g, 0.0))) < g_tol * scale)
+    f0, aux0 = evaluate(x0)
+    if f_scale is None:
+        scale = 1.0 + jnp.abs(f0)
+    elif isinstance(f_scale, str) and f_scale == "relative":
+        scale = jnp.abs(f0) + tiny
+    else:
+        scale = jnp.asarray(f_scale, dtype)
+    g0, h0 = _derivatives(local(aux0), x0)
+    init = (x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False))
+    x, f, g, _, _, k, _ = jax.lax.while_loop(going, step, init)
+    converged = jnp.max(jnp.abs(jnp.where(free_mask(x, g), g, 0.0))) < g_tol * scale
     return NewtonResult(x, f, k, converged)

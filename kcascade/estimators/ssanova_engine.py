@@ -18,7 +18,8 @@ from kcascade.linalg import passes, scores, solve
 
 _LOG_LAMBDA_OFFSETS = np.linspace(-6.0, 6.0, 241)   # the teacher's scale search
 _LOG_RHO_GRID = np.linspace(-12.0, 4.0, 81) * np.log(10.0)
-_ROUNDS = 3
+# log smoothing parameters stay within SP_BOX of the start's range (e^15 = 3e6)
+SP_BOX = 15.0
 # A component whose theta is below e^-20 (2e-9) of the largest contributes
 # nothing float64 can resolve; bounding the spread keeps the problem scaled.
 THETA_SPREAD = 20.0
@@ -96,35 +97,76 @@ class Problem:
         return objective
 
 
+def _log_sp(hyper):
+    """log smoothing parameters log(lambda / theta_b), (K,)."""
+    return hyper.log_lambda - hyper.log_theta
+
+
+def _hyper_of(s) -> Hyper:
+    """The centred Hyper of log smoothing parameters ``s`` (K,)."""
+    c = jnp.mean(s)
+    return Hyper(c, c - s)
+
+
+def _grid_lambda(prob: Problem, red, log_theta):
+    """The best log lambda on the grid over log rho, at fixed theta: O(q) per point."""
+    grid = jnp.asarray(_LOG_RHO_GRID, red.gamma.dtype) + jnp.log(red.scale / red.n)
+    values = jax.vmap(lambda ll: prob.score(red, ll))(grid)
+    best = select.grid_best(values, grid)
+    return best, jnp.min(jnp.where(jnp.isfinite(values), values, jnp.inf))
+
+
+def _start(prob: Problem, full) -> jax.Array:
+    """A start that reflects the data (Gu & Wahba 1991, as in gss): lambda from
+    a grid at thetas that give every kernel the same trace at the basis points,
+    then each theta_b set to the size theta_b^2 c'R_b c of its fitted
+    component, and lambda from the grid again; the better of the two points,
+    as log smoothing parameters (K,)."""
+    dtype = prob.y.dtype
+    blocks = prob.design.pen_blocks                       # (K, q, q): R_b at the basis points
+    traces = jnp.trace(blocks, axis1=1, axis2=2)
+    lt0 = canonical_log_theta(-jnp.log(jnp.maximum(traces, 1e-12 * jnp.max(traces) + jnp.finfo(dtype).tiny)))
+    red0 = prob.reduce(prob.at_theta(full, lt0))
+    ll0, v0 = _grid_lambda(prob, red0, lt0)
+    _, c = solve.coefficients(red0, solve.rho_of(red0.n, red0.scale, ll0))
+    size = jnp.exp(2.0 * lt0) * jnp.einsum("a,kab,b->k", c, blocks, c, precision=jax.lax.Precision.HIGHEST)
+    lt1 = canonical_log_theta(jnp.log(jnp.maximum(size, 1e-12 * jnp.max(size) + jnp.finfo(dtype).tiny)))
+    red1 = prob.reduce(prob.at_theta(full, lt1))
+    ll1, v1 = _grid_lambda(prob, red1, lt1)
+    return jnp.where(v1 <= v0, ll1 - lt1, ll0 - lt0)
+
+
 def _select(prob: Problem, full, init) -> Hyper:
-    """Grid over log lambda at theta = 1 (unless ``init``), then rounds of
-    L-BFGS over (log lambda, log theta) in a basis re-frozen each round, so
-    that each round's Cholesky works on a nearly diagonal system.
+    """Newton steps on the log smoothing parameters s_b = log(lambda/theta_b)
+    (``select.newton``), from ``_start`` or from ``init``.
 
-    log theta is optimised through ``canonical_log_theta`` (centred), which
-    removes the direction in which lambda and a common factor of the thetas
-    trade off and leaves no flat valley for the optimiser to wander in.
+    Each step's gradient and Hessian are those of the score in the
+    diagonalising basis frozen at the current point (exact there, and smooth);
+    the step is accepted on the exact score. s lives in a box SP_BOX wide on
+    either side of the start's range: a component whose s reaches the top is
+    penalized to nothing (its theta below e^-SP_BOX of the others) and stays
+    there while the gradient pushes it out.
     """
-    k, dtype = prob.design.structure.k, prob.y.dtype
+    def problem_at(s):
+        hyper = _hyper_of(s)
+        return hyper, prob.at_theta(full, hyper.log_theta)
 
-    def problem_at(log_theta):
-        return prob.at_theta(full, log_theta)
+    def evaluate(s):
+        hyper, at = problem_at(s)
+        red = prob.reduce(at)
+        return prob.score(red, hyper.log_lambda), scores.freeze(red)
 
-    def exact(p):
-        return prob.score(prob.reduce(problem_at(canonical_log_theta(p[1:]))), p[0])
+    def local(frozen):
+        def score(s):
+            hyper, at = problem_at(s)
+            return prob.score_fn(prob.stats.near_frozen_fitness(at, frozen, hyper.log_lambda), full.n)
+        return score
 
-    if init is None:
-        red0 = prob.reduce(problem_at(jnp.zeros((k,), dtype)))
-        # a grid over log rho, the diagonal system's own scale: O(q) per point
-        grid = jnp.asarray(_LOG_RHO_GRID, dtype)
-        log_lambdas = grid + jnp.log(red0.scale / red0.n)
-        best = select.grid_best(jax.vmap(lambda ll: prob.score(red0, ll))(log_lambdas), log_lambdas)
-        p0 = jnp.zeros((k + 1,), dtype).at[0].set(best)
-    else:
-        p0 = _pack(init).astype(dtype)
-    p = select.minimize(exact, lambda p: prob.frozen_objective(problem_at, p, full.n), p0,
-                        rounds=_ROUNDS, max_steps=prob.model.max_steps)
-    return _centred(p)
+    s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.y.dtype)
+    lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
+    res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
+                        max_steps=prob.model.max_steps, f_scale="relative" if prob.model.score == "gcv" else None)
+    return _hyper_of(res.x)
 
 
 def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False):

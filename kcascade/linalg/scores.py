@@ -128,3 +128,55 @@ def fitness_in_frozen_root(el: Eliminated, fr: Frozen, log_lambda) -> Fitness:
     trace = m + jnp.sum(solve_triangular(rs.T, mk.T, lower=True) ** 2)
     logdet = 2.0 * (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(rs)))) - jnp.sum(jnp.log(jnp.diagonal(cq))))
     return Fitness(rss, trace, ypy, logdet, m + fr.m_eff_extra)
+
+
+def fitness_near_frozen(chat, qhat, hhat, r0, fr: Frozen, m, rho) -> Fitness:
+    """``Fitness`` from the problem in a frozen basis, by second-order
+    expansions around the point the basis was frozen at, where the system
+    H = C_hat + rho Q_hat is diagonal: H^{-1} by its Neumann series and
+    log det H by its Taylor series, both to second order in the off-diagonal
+    part. Exact in value, gradient and Hessian *at* that point (the terms left
+    out are third order), and only matrix products: its Hessian, a batch of
+    forward passes, is a few batched products (no triangular solves).
+
+    chat: (q, q) K'C_sK; qhat: (q, q) s K'QK; hhat: (q,) K'g_s; r0: y'y
+    outside the null space.
+    """
+    dtype = chat.dtype
+    void = jnp.where(fr.valid, 0.0, 1.0).astype(dtype)
+    jitter = rel_tol(dtype)
+
+    def split(mat):
+        d = jax.lax.stop_gradient(jnp.diagonal(mat)) + void + jitter
+        e = mat - jnp.diag(jnp.diagonal(jax.lax.stop_gradient(mat)))
+        return 1.0 / d, e, jnp.sum(jnp.log(d))
+
+    def logdet(dinv, e, base):
+        de = dinv[:, None] * e
+        return base + jnp.trace(de) - 0.5 * jnp.sum(de * de.T)
+
+    hmat = chat + rho * qhat
+    dinv, e, base = split(hmat)
+    de = dinv[:, None] * e                     # D^-1 E
+    hinv = jnp.diag(dinv) - de * dinv[None, :] + _mm(de, de) * dinv[None, :]
+    a = _mm(hinv, hhat)
+    rss = r0 - 2.0 * jnp.dot(a, hhat) + jnp.dot(a, _mm(chat, a))
+    trace = m + jnp.sum(hinv * chat.T)
+    ypy = r0 - jnp.dot(a, hhat)
+    qinv, qe, qbase = split(rho * qhat)
+    ld = logdet(dinv, e, base) - logdet(qinv, qe, qbase)
+    return Fitness(rss, trace, ypy, ld, m + fr.m_eff_extra)
+
+
+def frozen_parts(bl: Blocks, fr: Frozen):
+    """(C_hat, Q_hat, h_hat, r0) of Gram blocks in the frozen basis."""
+    _, _, _, cs, gs, r0 = eliminate_null(bl)
+    kb = fr.basis
+    return _sym(_mm(_mm(kb.T, cs), kb)), _sym(_mm(_mm(kb.T, bl.pen), kb)) * fr.scale, _mm(kb.T, gs), r0
+
+
+def frozen_parts_root(el: Eliminated, fr: Frozen):
+    """(C_hat, Q_hat, h_hat, r0) of a square-root problem in the frozen basis."""
+    mk = _mm(el.f22, fr.basis)
+    qhat = _sym(_mm(_mm(fr.basis.T, el.pen), fr.basis)) * fr.scale
+    return _mm(mk.T, mk), qhat, _mm(mk.T, el.f2), el.rho2 + jnp.sum(el.f2 * el.f2)

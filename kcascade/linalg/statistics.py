@@ -9,7 +9,8 @@ interface, so that the estimators never branch on it.
 Each strategy turns a pass into a *problem at theta* (``solve.Blocks`` for
 Gram, ``solve.Eliminated`` for QR) and offers, for that problem, its square-
 root form (``eliminated``) and the score summaries in a frozen basis
-(``frozen_fitness``, smooth in theta and lambda).
+(``frozen_fitness``, smooth in theta and lambda; ``near_frozen_fitness``,
+its second-order expansion at the point of freezing, for Newton steps).
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class Gram:
     def frozen_fitness(self, prob: solve.Blocks, frozen, log_lambda) -> scores.Fitness:
         return scores.fitness_in_frozen(prob, frozen, log_lambda)
 
+    def near_frozen_fitness(self, prob: solve.Blocks, frozen, log_lambda) -> scores.Fitness:
+        rho = solve.rho_of(prob.n, frozen.scale, log_lambda)
+        return scores.fitness_near_frozen(*scores.frozen_parts(prob, frozen), frozen, prob.a.shape[0], rho)
+
     def sv_cut(self, dtype) -> float:
         return solve.sv_cut(dtype, squared=True)
 
@@ -73,6 +78,10 @@ class QR:
 
     def frozen_fitness(self, prob: solve.Eliminated, frozen, log_lambda) -> scores.Fitness:
         return scores.fitness_in_frozen_root(prob, frozen, log_lambda)
+
+    def near_frozen_fitness(self, prob: solve.Eliminated, frozen, log_lambda) -> scores.Fitness:
+        rho = solve.rho_of(prob.n, frozen.scale, log_lambda)
+        return scores.fitness_near_frozen(*scores.frozen_parts_root(prob, frozen), frozen, prob.chol_a.shape[0], rho)
 
     def sv_cut(self, dtype) -> float:
         return solve.sv_cut(dtype, squared=False)
