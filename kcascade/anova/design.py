@@ -31,12 +31,18 @@ def scale_rows(marginals, x, domains):
     return jnp.stack([m.scale(x[:, v], domains[v]) for v, m in enumerate(marginals)], axis=1)
 
 
-def draw_basis(key, x, u, q: int):
-    """(q, d) rows of ``u`` drawn without replacement. The draw is made from
-    the rows in lexicographic order of ``x``, so that the fit does not depend
-    on how the rows happen to be ordered."""
-    ranked = jnp.lexsort(tuple(x[:, v] for v in reversed(range(x.shape[1]))))
-    return u[ranked[jax.random.choice(key, x.shape[0], (q,), replace=False)]]
+def draw_basis(key, x, u, q: int, w=None):
+    """(q, d) rows of ``u`` drawn without replacement, among the rows of
+    positive weight ``w`` (all rows when None). The draw is made from the rows
+    in lexicographic order of ``x``, so that the fit does not depend on how
+    the rows happen to be ordered, and it is the same whatever number of
+    zero-weight rows (padding) follows them."""
+    out = jnp.zeros((x.shape[0],), bool) if w is None else ~(w > 0)
+    ranked = jnp.lexsort(tuple(x[:, v] for v in reversed(range(x.shape[1]))) + (out,))
+    # the q real rows with the smallest of iid uniform labels: a uniform draw
+    labels = jax.random.uniform(key, (x.shape[0],), jnp.float32)
+    labels = jnp.where(jnp.arange(x.shape[0]) < jnp.sum(~out), labels, 2.0)
+    return u[ranked[jax.lax.top_k(-labels, q)[1]]]
 
 
 class Design:

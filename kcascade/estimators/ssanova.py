@@ -36,6 +36,16 @@ def default_n_basis(n: int) -> int:
     return min(n, max(30, math.ceil(10 * n ** (2 / 9))))
 
 
+def row_bucket(n: int) -> int:
+    """The padded row count a fit of n rows compiles for: n rounded up to four
+    significant binary digits (8 sizes per doubling, at most 1/8 of padding),
+    so that a new n reuses a compiled fit. Rows below 64 are not padded."""
+    if n < 64:
+        return int(n)
+    e = int(n).bit_length() - 4
+    return -(-int(n) // (1 << e)) << e
+
+
 @dataclasses.dataclass(frozen=True)
 class SSANOVA(protocol.Estimator):
     """Frozen configuration of an SS-ANOVA regression.
@@ -49,7 +59,10 @@ class SSANOVA(protocol.Estimator):
         of levels L. Periodic covariates need (lo, hi) = their exact period.
       score: "gcv" (default) or "gml".
       alpha: GCV inflation factor (1.4 as in gss; 1 is classical GCV).
-      n_basis: number of random basis points q; default ``default_n_basis(n)``.
+      n_basis: number of random basis points q; default gss's rule
+        ``default_n_basis`` at ``row_bucket(n)`` (n rounded up to one of 8
+        sizes per doubling: rows are padded to it with weight 0 so that
+        nearby n share one compiled program).
       chunk: rows per chunk when accumulating statistics; default automatic.
       max_steps: L-BFGS steps per refinement round.
       statistics: how the one pass over the rows summarises them: "gram"
@@ -118,7 +131,9 @@ class SSANOVA(protocol.Estimator):
         return statistics.for_dtype(self.statistics, dtype)
 
     def n_basis_for(self, n: int) -> int:
-        return self.n_basis if self.n_basis is not None else default_n_basis(n)
+        """q for n rows: ``n_basis``, or gss's rule at the row bucket of n
+        (``row_bucket``), so that every n of a bucket shares one compiled fit."""
+        return self.n_basis if self.n_basis is not None else min(n, default_n_basis(row_bucket(n)))
 
     # -- the estimator protocol ------------------------------------------------
     def default_law(self, d: int) -> scaling.Law:
@@ -217,6 +232,8 @@ class SSANOVA(protocol.Estimator):
         mesh = devices.auto_mesh(mesh)
         data = devices.on_mesh(mesh, *self.check_data(x, y, weights, hyper if hyper is not None else init))
         x, y, w = data if weights is not None else (*data, None)
+        if mesh is None:
+            x, y, w = _pad(x, y, w)
         fit = engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))
         return devices.local(fit)
 
@@ -246,6 +263,22 @@ class SSANOVA(protocol.Estimator):
         checks.random_key(key)
         x, y = self.check_data(x, y, hyper=hyper)
         return engine.score_jit(self, x, y, key, hyper)
+
+
+def _pad(x, y, w):
+    """Rows padded to ``row_bucket(n)`` with copies of the first row at
+    weight 0 (they change neither the domains nor any statistic, and are never
+    drawn as basis points); w then holds 1 (or the given weight) for the real
+    rows. Unpadded when n is already a bucket size."""
+    n = x.shape[0]
+    b = row_bucket(n)
+    if b == n:
+        return x, y, w
+    w = jnp.ones((n,), y.dtype) if w is None else w
+    extra = b - n
+    return (jnp.concatenate([x, jnp.broadcast_to(x[:1], (extra, x.shape[1]))]),
+            jnp.concatenate([y, jnp.broadcast_to(y[:1], (extra,))]),
+            jnp.concatenate([w, jnp.zeros((extra,), w.dtype)]))
 
 
 def _check_hyper(hyper, k):

@@ -52,7 +52,7 @@ class Problem:
         structure = model.structure(x.shape[1])
         domains = domains_of(structure.marginals, x, model.domains)
         self.u = scale_rows(structure.marginals, x, domains)
-        self.design = Design(structure, draw_basis(key, x, self.u, model.n_basis_for(x.shape[0])), domains)
+        self.design = Design(structure, draw_basis(key, x, self.u, model.n_basis_for(x.shape[0]), w), domains)
         self.m = structure.m
 
     def _pass(self, feature_fn, label):
@@ -166,7 +166,7 @@ def _select(prob: Problem, full, init) -> Hyper:
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
     res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
                         max_steps=prob.model.max_steps, f_scale="relative" if prob.model.score == "gcv" else None)
-    return _hyper_of(res.x)
+    return _centred(_pack(_hyper_of(res.x)))
 
 
 def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False):
