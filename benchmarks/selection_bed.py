@@ -11,6 +11,7 @@ version (``--tag before`` with PYTHONPATH at its checkout) reuses them.
 
   python benchmarks/selection_bed.py [--quick] [--sizes 1000 5000] [--seeds 5]
       [--noise low high] [--cases add2 ...] [--no-peers] [--keys 5] [--tag after]
+      [--score gcv|gml]
 
 Prints per-case rows and a summary (median and worst over cases and seeds of
 kcascade's test MSE over the better peer's; key stability max/min over 5
@@ -82,7 +83,7 @@ def parse_types(types):
     return out
 
 
-def model_of(name):
+def model_of(name, score="gcv"):
     types, order, _ = CASES[name]
     marg, dom = [], []
     for t in parse_types(types):
@@ -92,7 +93,7 @@ def model_of(name):
             marg.append("periodic"); dom.append((0.0, 1.0))
         else:
             marg.append("cubic"); dom.append(None)
-    return kc.SSANOVA(order=order, marginals=tuple(marg), domains=tuple(dom))
+    return kc.SSANOVA(order=order, marginals=tuple(marg), domains=tuple(dom), score=score)
 
 
 def draw(name, key, n):
@@ -144,7 +145,7 @@ def run(args):
     rows, keyrows = [], []
     for n in args.sizes:
         for name in args.cases:
-            model = model_of(name)
+            model = model_of(name, args.score)
             for noise in args.noise:
                 for seed in range(args.seeds):
                     x, y, xt, ft = data(name, noise, seed, n)
@@ -210,6 +211,7 @@ def main():
     ap.add_argument("--keys", type=int, default=5)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--score", default="gcv", choices=["gcv", "gml"], help="kcascade's selection score")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.seeds, args.noise, args.keys = [1000], 2, ["low"], 3

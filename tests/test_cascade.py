@@ -1,5 +1,6 @@
 """kc.cascade: student selection, transfer, one teacher fit."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -84,3 +85,26 @@ def test_teacher_selects_lambda_along_transferred_theta(data):
         kc.cascade(MODEL, x, y, key=key, teacher_lambda="grid")
     with pytest.raises(ValueError, match=r"scale_search: needs hyper"):
         MODEL.fit(x, y, key=key, scale_search=True)
+
+
+def test_bagged_students_combine_by_the_median_of_their_selections():
+    """students=3: three disjoint subsamples of n_s rows, each selected as a
+    lone student would be (same rows, same key), combined element-wise by the
+    median; the teacher is fitted at the combined value transferred."""
+    model = kc.SSANOVA(order=1)
+    kx, ke, key = jax.random.split(jax.random.key(7), 3)
+    x = jax.random.uniform(kx, (2000, 2))
+    y = jnp.sin(5.0 * x[:, 0]) + x[:, 1] + 0.2 * jax.random.normal(ke, (2000,))
+    res = kc.cascade(model, x, y, key=key, n_student=400, students=3)
+    k_sub, k_student, _ = jax.random.split(key, 3)
+    order = jax.random.permutation(k_sub, 2000)
+    hypers = [model.fit(x[order[b * 400:(b + 1) * 400]], y[order[b * 400:(b + 1) * 400]],
+                        key=jax.random.fold_in(jax.random.fold_in(k_student, 0), b)).hyper for b in range(3)]
+    med_lambda = np.median([float(h.log_lambda) for h in hypers])
+    med_theta = np.median(np.stack([np.asarray(h.log_theta) for h in hypers]), axis=0)
+    np.testing.assert_allclose(float(res.stages[0].hyper.log_lambda), med_lambda, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(res.stages[0].hyper.log_theta), med_theta, rtol=1e-10, atol=1e-12)
+    want = kc.transfer(res.stages[0].hyper, res.law, 400, 2000)
+    np.testing.assert_allclose(float(res.hyper_teacher.log_lambda), float(want.log_lambda), rtol=1e-12)
+    with pytest.raises(ValueError, match="students: expected an integer >= 1, got 0"):
+        kc.cascade(model, x, y, key=key, students=0)

@@ -17,6 +17,7 @@ import time
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from kcascade import checks, protocol, scaling
@@ -106,8 +107,14 @@ def _sizes(n, n_student, stages):
     return tuple(int(s) for s in sizes)
 
 
-def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, refine: int = 0,
-            teacher_lambda: str = "law", warm_start: bool = False, mesh=None,
+def combine(hypers):
+    """The element-wise median of several students' hyperparameters (pytrees
+    of log values: log lambda and log theta, or log bandwidths)."""
+    return jax.tree.map(lambda *leaves: jnp.median(jnp.stack(leaves), axis=0), *hypers)
+
+
+def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, students: int = 1,
+            refine: int = 0, teacher_lambda: str = "law", warm_start: bool = False, mesh=None,
             progress: bool = False) -> CascadeFit:
     """Select on a student subsample, transfer, fit the teacher once.
 
@@ -122,6 +129,11 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
       stages: (n_1, n_2, ...) increasing student sizes: each stage's selection
         starts from the previous stage's values transferred to its size
         (models with the "init" capability).
+      students: B >= 1 students per stage, on disjoint subsamples while
+        B n_s <= n (else on independent ones), selected one after another
+        with the same compiled fit; their hyperparameters are combined by the
+        element-wise median of the log values (``combine``). ``student`` is
+        the first one's fit.
       refine: gradient steps of the teacher's own score taken from the
         transferred values (0 = none: the teacher is fitted once; models with
         the "refine" capability).
@@ -140,6 +152,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
       ValueError: bad data (as ``model.fit``), bad options, or an option the
         model does not declare, before any fitting.
     """
+    if not (isinstance(students, (int, np.integer)) and students >= 1):
+        raise ValueError(f"students: expected an integer >= 1, got {students!r}")
     if not (isinstance(refine, (int, np.integer)) and refine >= 0):
         raise ValueError(f"refine: expected an integer >= 0, got {refine!r}")
     checks.random_key(key)
@@ -163,11 +177,18 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, ref
     t_start = time.perf_counter()
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
-        idx = order[:size]
         init = None if hyper is None else transfer(hyper, law, prev, size)
-        student = protocol.fit_with(model, x[idx], None if y is None else y[idx],
-                                    key=jax.random.fold_in(k_student, i), init=init)
-        hyper, prev = jax.block_until_ready(student.hyper), size
+        fits = []
+        for b in range(int(students)):
+            if (b + 1) * size <= n:
+                idx = order[b * size:(b + 1) * size]
+            else:
+                idx = jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
+            fits.append(protocol.fit_with(model, x[idx], None if y is None else y[idx],
+                                          key=jax.random.fold_in(jax.random.fold_in(k_student, i), b), init=init))
+        student = fits[0]
+        hyper = fits[0].hyper if students == 1 else combine([f.hyper for f in fits])
+        hyper, prev = jax.block_until_ready(hyper), size
         staged.append(Stage(size, model.capacity(size), hyper))
     t_student = time.perf_counter()
     hyper_teacher = jax.block_until_ready(transfer(hyper, law, prev, n))

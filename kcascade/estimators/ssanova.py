@@ -64,7 +64,8 @@ class SSANOVA(protocol.Estimator):
         sizes per doubling: rows are padded to it with weight 0 so that
         nearby n share one compiled program).
       chunk: rows per chunk when accumulating statistics; default automatic.
-      max_steps: L-BFGS steps per refinement round.
+      max_steps: most Newton steps of the selection (each: the exact gradient
+        and Hessian of the score, and a line search).
       statistics: how the one pass over the rows summarises them: "gram"
         (Z'Z, one matrix product per chunk: fast, accurate in float64), "qr"
         (a streamed QR factor of [Z, y]: about twice the work, never squares
