@@ -20,7 +20,8 @@ for (j in seq_along(xs)) if (types[j] == "n") {
 }
 if (peer == "gss") {
   suppressMessages(library(gss))
-  form <- as.formula(sprintf("y ~ (%s)^%d", paste(xs, collapse = "+"), order))
+  form <- as.formula(if (order == 1) paste("y ~", paste(xs, collapse = "+")) else
+                     sprintf("y ~ (%s)^%d", paste(xs, collapse = "+"), order))
   type <- list()
   for (j in seq_along(xs)) if (types[j] == "p") type[[xs[j]]] <- list("per", c(0, 1))
   set.seed(1)
