@@ -77,6 +77,50 @@ def combined_plot(names, path):
     ssanova_cascade.plot(sorted(table, key=lambda r: r["n"]), path, machine)
 
 
+def _load(name):
+    path = os.path.join(RESULTS, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def bed_tables(after=("selection_bed_n1000", "selection_bed_n1000b", "selection_bed_n1000d", "selection_bed_n5000"),
+               before="selection_bed_before_n1000", gml="selection_bed_gml_n1000"):
+    """Per-size summary of the selection test bed: kcascade (after) against the
+    better peer, gss, mgcv, kcascade before (same rows), GML; key stability."""
+    rows, keys = [], []
+    for name in after:
+        payload = _load(name)
+        if payload:
+            rows += payload["rows"]
+            keys += payload["keys"]
+    ref = {}
+    for tag, name in (("before", before), ("gml", gml)):
+        payload = _load(name)
+        for r in (payload or {}).get("rows", []):
+            ref[(tag, r["case"], r["n"], r["noise"], r["seed"])] = r["kc_mse"]
+    out = ["| n | fits | kc / better peer: median | worst (case) | kc / gss median | kc / mgcv median "
+           "| after / before (L-BFGS) median, worst | GML / GCV median, worst | key max/min median, worst (case) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for n in sorted({r["n"] for r in rows}):
+        rs = [r for r in rows if r["n"] == n and "ratio" in r]
+        ratio = [r["ratio"] for r in rs]
+        worst = max(rs, key=lambda r: r["ratio"])
+        g = [r["kc_mse"] / r["gss_mse"] for r in rs if "gss_mse" in r]
+        m = [r["kc_mse"] / r["mgcv_mse"] for r in rs if "mgcv_mse" in r]
+
+        def rel(tag):
+            v = [r["kc_mse"] / ref[k] if tag == "before" else ref[k] / r["kc_mse"]
+                 for r in rs for k in [(tag, r["case"], n, r["noise"], r["seed"])] if k in ref]
+            return f"{np.median(v):.3f}, {max(v):.2f} ({len(v)})" if v else "-"
+
+        kr = [k for k in keys if k["n"] == n]
+        kw = max(kr, key=lambda k: k["key_ratio"]) if kr else None
+        out.append(f"| {n} | {len(rs)} | {np.median(ratio):.3f} | {worst['ratio']:.2f} ({worst['case']}, "
+                   f"{worst['noise']}) | {np.median(g):.3f} | {np.median(m):.3f} | {rel('before')} | {rel('gml')} | "
+                   + (f"{np.median([k['key_ratio'] for k in kr]):.3f}, {kw['key_ratio']:.2f} ({kw['case']}) |"
+                      if kr else "- |"))
+    return "\n".join(out)
+
+
 def main():
     names = [a for a in sys.argv[1:] if a.endswith(".json")] or ["ssanova_cascade.json"]
     if "--png" in sys.argv:

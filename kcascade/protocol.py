@@ -73,6 +73,9 @@ class Estimator(abc.ABC):
     supervised: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
     capabilities: ClassVar[frozenset] = frozenset()
+    # students per cascade stage when ``cascade(students=None)``: chosen by
+    # measurement for each estimator (benchmarks/bagged_students.py for SS-ANOVA)
+    default_students: ClassVar[int] = 1
 
     @abc.abstractmethod
     def check_data(self, x, y=None):

@@ -53,7 +53,7 @@ class CascadeFit:
     """The result of ``cascade``.
 
     Attributes:
-      student: the fit on the (last-stage) student subsample.
+      student: the fit on the (last-stage, first) student subsample.
       teacher: the fit on all rows.
       stages: one ``Stage`` per student stage, in order.
       law: the scaling law used.
@@ -83,8 +83,9 @@ class CascadeFit:
 
     @property
     def hyper_student(self):
-        """The hyperparameters the (last) student selected."""
-        return self.student.hyper
+        """The hyperparameters the (last) stage selected: its one student's, or
+        the median of its students' (``students``)."""
+        return self.stages[-1].hyper
 
     @property
     def hyper_teacher(self):
@@ -113,7 +114,7 @@ def combine(hypers):
     return jax.tree.map(lambda *leaves: jnp.median(jnp.stack(leaves), axis=0), *hypers)
 
 
-def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, students: int = 1,
+def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, students: int | None = None,
             refine: int = 0, teacher_lambda: str = "law", warm_start: bool = False, mesh=None,
             progress: bool = False) -> CascadeFit:
     """Select on a student subsample, transfer, fit the teacher once.
@@ -129,7 +130,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
       stages: (n_1, n_2, ...) increasing student sizes: each stage's selection
         starts from the previous stage's values transferred to its size
         (models with the "init" capability).
-      students: B >= 1 students per stage, on disjoint subsamples while
+      students: B >= 1 students per stage (default the model's
+        ``default_students``: 3 for SS-ANOVA, 1 otherwise), on disjoint subsamples while
         B n_s <= n (else on independent ones), selected one after another
         with the same compiled fit; their hyperparameters are combined by the
         element-wise median of the log values (``combine``). ``student`` is
@@ -152,6 +154,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
       ValueError: bad data (as ``model.fit``), bad options, or an option the
         model does not declare, before any fitting.
     """
+    students = getattr(type(model), "default_students", 1) if students is None else students
     if not (isinstance(students, (int, np.integer)) and students >= 1):
         raise ValueError(f"students: expected an integer >= 1, got {students!r}")
     if not (isinstance(refine, (int, np.integer)) and refine >= 0):
