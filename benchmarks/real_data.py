@@ -38,6 +38,7 @@ import kcascade as kc  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
+import selection_bed as bed  # noqa: E402
 
 
 def _codes(col):
@@ -64,18 +65,6 @@ def load(name):
         x = np.column_stack([half / 48.0, df["Temperature"], df["WorkDay"]]).astype(float)
         return x, df["Demand"].to_numpy(float), ["p", "c", 2]
     raise ValueError(name)
-
-
-def model_for(types):
-    marg, dom = [], []
-    for t in types:
-        if isinstance(t, int):
-            marg.append("nominal"); dom.append(t)
-        elif t == "p":
-            marg.append("periodic"); dom.append((0.0, 1.0))
-        else:
-            marg.append("cubic"); dom.append(None)
-    return kc.SSANOVA(order=2, marginals=tuple(marg), domains=tuple(dom))
 
 
 def peer(name, types, x, y, xt, timeout):
@@ -109,7 +98,7 @@ def main():
         idx = np.random.default_rng(20261123).permutation(len(y))
         cut = int(0.8 * len(y))
         tr, te = idx[:cut], idx[cut:]
-        model = model_for(types)
+        model = bed.model_for(types, order=2)
         row = dict(data=name, n_train=len(tr), n_test=len(te))
         for method in ("full", "kcas"):
             call = (lambda k: model.fit(x[tr], y[tr], key=k)) if method == "full" else \

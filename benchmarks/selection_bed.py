@@ -85,8 +85,13 @@ def parse_types(types):
 
 def model_of(name, score="gcv"):
     types, order, _ = CASES[name]
+    return model_for(parse_types(types), order, score)
+
+
+def model_for(types, order, score="gcv"):
+    """The SS-ANOVA for column types ("c", "p" on [0, 1), or L levels)."""
     marg, dom = [], []
-    for t in parse_types(types):
+    for t in types:
         if isinstance(t, int):
             marg.append("nominal"); dom.append(t)
         elif t == "p":
