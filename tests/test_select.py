@@ -70,13 +70,13 @@ def test_newton_stops_on_max_steps_and_says_so():
 
 # -- the SS-ANOVA selection's Newton derivatives against the exact score ------
 
-def _ssanova_pieces(order=2, n=300, seed=0):
+def _ssanova_pieces(order=2, n=300, seed=0, d=3):
     from kcascade.estimators import ssanova_engine as engine
     from kcascade.linalg import scores
 
     kx, ke = jax.random.split(jax.random.key(seed))
-    x = jax.random.uniform(kx, (n, 3))
-    y = jnp.sin(6.0 * x[:, 0]) + x[:, 1] * x[:, 2] + 0.3 * jax.random.normal(ke, (n,))
+    x = jax.random.uniform(kx, (n, d))
+    y = jnp.sin(6.0 * x[:, 0]) + x[:, 1] * x[:, d - 1] + 0.3 * jax.random.normal(ke, (n,))
     model = __import__("kcascade").SSANOVA(order=order)
     x, y = model.check_data(x, y)
     prob = engine.Problem(model, x, y, None, jax.random.key(1))
@@ -101,10 +101,11 @@ def test_newton_derivatives_match_finite_differences_of_the_exact_score():
     """The gradient and Hessian Newton uses (a second-order expansion in the
     basis frozen at the point) against central differences of the exact score
     (a fresh diagonalisation at every point)."""
-    _, _, evaluate, local, s0 = _ssanova_pieces()
+    _, _, evaluate, local, s0 = _ssanova_pieces(d=2)                 # K = 5 components
     s0 = s0 + 0.3 * jax.random.normal(jax.random.key(5), s0.shape)    # not at a minimum
-    value = lambda s: float(evaluate(jnp.asarray(s))[0])
-    g, h = select._derivatives(local(evaluate(s0)[1]), s0)
+    exact = jax.jit(lambda s: evaluate(s)[0])
+    value = lambda s: float(exact(jnp.asarray(s)))
+    g, h = jax.jit(lambda s: select._derivatives(local(evaluate(s)[1]), s))(s0)
     k, eps = s0.shape[0], 1e-3
     e = np.eye(k) * eps
     s = np.asarray(s0)
@@ -115,13 +116,13 @@ def test_newton_derivatives_match_finite_differences_of_the_exact_score():
     # the derivatives' scale, round-off (1e-16 / eps^2 = 1e-10) aside
     np.testing.assert_allclose(np.asarray(g), g_fd, atol=1e-5 * np.max(np.abs(g_fd)))
     np.testing.assert_allclose(np.asarray(h), h_fd, atol=1e-4 * np.max(np.abs(h_fd)))
-    assert float(local(evaluate(s0)[1])(s0)) == pytest.approx(value(s), rel=1e-12)
+    assert float(jax.jit(lambda s: local(evaluate(s)[1])(s))(s0)) == pytest.approx(value(s), rel=1e-12)
 
 
 def test_selection_is_no_worse_than_its_start_and_stops():
     """Newton from the gss-style start lowers the exact score and converges
-    within the default step budget on a three-way interaction model."""
-    prob, _, evaluate, local, s0 = _ssanova_pieces(order=3)
+    within the default step budget (d = 3, all two-way interactions)."""
+    prob, _, evaluate, local, s0 = _ssanova_pieces()
     res = jax.jit(lambda s: select.newton(evaluate, s, local=local, lower=s - 15.0, upper=s + 15.0,
                                           max_steps=prob.model.max_steps, f_scale="relative"))(s0)
     assert float(res.value) < float(evaluate(s0)[0])
