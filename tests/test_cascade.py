@@ -87,6 +87,7 @@ def test_teacher_selects_lambda_along_transferred_theta(data):
         MODEL.fit(x, y, key=key, scale_search=True)
 
 
+@pytest.mark.slow
 def test_bagged_students_combine_by_the_median_of_their_selections():
     """students=3: three disjoint subsamples of n_s rows, each selected as a
     lone student would be (same rows, same key), combined element-wise by the

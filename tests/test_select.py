@@ -119,6 +119,7 @@ def test_newton_derivatives_match_finite_differences_of_the_exact_score():
     assert float(jax.jit(lambda s: local(evaluate(s)[1])(s))(s0)) == pytest.approx(value(s), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_selection_is_no_worse_than_its_start_and_stops():
     """Newton from the gss-style start lowers the exact score and converges
     within the default step budget (d = 3, all two-way interactions)."""
