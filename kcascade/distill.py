@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, nets, protocol
+from kcascade import checks, compilation, nets, protocol
 
 _DIVERGENCES = ("forward", "reverse")
 _SCHEDULES = ("forward", "reverse", "forward_then_reverse")
@@ -184,7 +184,7 @@ def _classify_impl(net, cfg, params, x, labels, teacher_probs, key, lr, weight_d
                           steps=steps, batch=batch, evaluate_fn=evaluate_fn, eval_every=eval_every)
 
 
-_classify_jit = jax.jit(_classify_impl, static_argnums=(0, 1))
+_classify_jit = compilation.jit(_classify_impl, static_argnums=(0, 1))
 
 
 def targets(teacher, x):
@@ -239,4 +239,4 @@ def _regress_impl(net, cfg, params, x, tv, yy, key, lr, weight_decay, eval_data)
                           steps=steps, batch=batch, evaluate_fn=evaluate_fn, eval_every=eval_every)
 
 
-_regress_jit = jax.jit(_regress_impl, static_argnums=(0, 1))
+_regress_jit = compilation.jit(_regress_impl, static_argnums=(0, 1))

@@ -72,7 +72,6 @@ def test_newton_stops_on_max_steps_and_says_so():
 
 def _ssanova_pieces(order=2, n=300, seed=0, d=3):
     from kcascade.estimators import ssanova_engine as engine
-    from kcascade.linalg import scores
 
     kx, ke = jax.random.split(jax.random.key(seed))
     x = jax.random.uniform(kx, (n, d))
@@ -81,19 +80,7 @@ def _ssanova_pieces(order=2, n=300, seed=0, d=3):
     x, y = model.check_data(x, y)
     prob = engine.Problem(model, x, y, None, jax.random.key(1))
     full = prob.full()
-
-    def evaluate(s):
-        hyper = engine._hyper_of(s)
-        red = prob.reduce(prob.at_theta(full, hyper.log_theta))
-        return prob.score(red, hyper.log_lambda), scores.freeze(red)
-
-    def local(frozen):
-        def score(s):
-            hyper = engine._hyper_of(s)
-            fit = prob.stats.near_frozen_fitness(prob.at_theta(full, hyper.log_theta), frozen, hyper.log_lambda)
-            return prob.score_fn(fit, full.n)
-        return score
-
+    evaluate, local = engine.newton_problem(prob, full)
     return prob, full, evaluate, local, engine._start(prob, full)
 
 

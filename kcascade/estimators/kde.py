@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, protocol, scaling, select
+from kcascade import checks, compilation, protocol, scaling, select
 
 _LOG_GRID = np.linspace(np.log(0.05), np.log(3.0), 25)
 _SELECTORS = ("lscv", "lcv", "scott", "silverman")
@@ -251,8 +251,8 @@ def _fit_impl(model, x, hyper, init):
     return KDEFit(model=model, data=x, hyper=KDEHyper(jnp.asarray(log_h, x.dtype)))
 
 
-_fit_jit = jax.jit(_fit_impl, static_argnums=0)
-_score_jit = jax.jit(lambda model, x, log_h: _criterion(model, x, _weights(x), log_h), static_argnums=0)
+_fit_jit = compilation.jit(_fit_impl, static_argnums=0)
+_score_jit = compilation.jit(lambda model, x, log_h: _criterion(model, x, _weights(x), log_h), static_argnums=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,6 +317,6 @@ def _log_density_impl(fit: KDEFit, x_new):
     return out - jnp.log(n) - 0.5 * d * math.log(2.0 * math.pi) - jnp.sum(log_h)
 
 
-_log_density_jit = jax.jit(_log_density_impl)
+_log_density_jit = compilation.jit(_log_density_impl)
 
 jax.tree_util.register_dataclass(KDEFit, data_fields=["data", "hyper"], meta_fields=["model"])

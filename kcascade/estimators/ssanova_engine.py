@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import select
+from kcascade import compilation, select
 from kcascade.anova import Design, domains_of, draw_basis, scale_rows
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 from kcascade.linalg import passes, scores, solve
@@ -108,7 +108,7 @@ def _hyper_of(s) -> Hyper:
     return Hyper(c, c - s)
 
 
-def _grid_lambda(prob: Problem, red, log_theta):
+def _grid_lambda(prob: Problem, red):
     """The best log lambda on the grid over log rho, at fixed theta: O(q) per point."""
     grid = jnp.asarray(_LOG_RHO_GRID, red.gamma.dtype) + jnp.log(red.scale / red.n)
     values = jax.vmap(lambda ll: prob.score(red, ll))(grid)
@@ -122,31 +122,29 @@ def _start(prob: Problem, full) -> jax.Array:
     then each theta_b set to the size theta_b^2 c'R_b c of its fitted
     component, and lambda from the grid again; the better of the two points,
     as log smoothing parameters (K,)."""
-    dtype = prob.y.dtype
+    tiny = jnp.finfo(prob.y.dtype).tiny
+
+    def floored_log(v):
+        return jnp.log(jnp.maximum(v, 1e-12 * jnp.max(v) + tiny))
+
     blocks = prob.design.pen_blocks                       # (K, q, q): R_b at the basis points
-    traces = jnp.trace(blocks, axis1=1, axis2=2)
-    lt0 = canonical_log_theta(-jnp.log(jnp.maximum(traces, 1e-12 * jnp.max(traces) + jnp.finfo(dtype).tiny)))
+    lt0 = canonical_log_theta(-floored_log(jnp.trace(blocks, axis1=1, axis2=2)))
     red0 = prob.reduce(prob.at_theta(full, lt0))
-    ll0, v0 = _grid_lambda(prob, red0, lt0)
+    ll0, v0 = _grid_lambda(prob, red0)
     _, c = solve.coefficients(red0, solve.rho_of(red0.n, red0.scale, ll0))
     size = jnp.exp(2.0 * lt0) * jnp.einsum("a,kab,b->k", c, blocks, c, precision=jax.lax.Precision.HIGHEST)
-    lt1 = canonical_log_theta(jnp.log(jnp.maximum(size, 1e-12 * jnp.max(size) + jnp.finfo(dtype).tiny)))
+    lt1 = canonical_log_theta(floored_log(size))
     red1 = prob.reduce(prob.at_theta(full, lt1))
-    ll1, v1 = _grid_lambda(prob, red1, lt1)
+    ll1, v1 = _grid_lambda(prob, red1)
     return jnp.where(v1 <= v0, ll1 - lt1, ll0 - lt0)
 
 
-def _select(prob: Problem, full, init) -> Hyper:
-    """Newton steps on the log smoothing parameters s_b = log(lambda/theta_b)
-    (``select.newton``), from ``_start`` or from ``init``.
-
-    Each step's gradient and Hessian are those of the score in the
-    diagonalising basis frozen at the current point (exact there, and smooth);
-    the step is accepted on the exact score. s lives in a box SP_BOX wide on
-    either side of the start's range: a component whose s reaches the top is
-    penalized to nothing (its theta below e^-SP_BOX of the others) and stays
-    there while the gradient pushes it out.
-    """
+def newton_problem(prob: Problem, full):
+    """(evaluate, local) of the selection's Newton search (``select.newton``)
+    on the log smoothing parameters s (K,): ``evaluate(s)`` is the exact score
+    (a fresh diagonalisation) and the basis frozen there; ``local(frozen)`` is
+    the score's second-order expansion in that basis, whose gradient and
+    Hessian at s are the exact ones."""
     def problem_at(s):
         hyper = _hyper_of(s)
         return hyper, prob.at_theta(full, hyper.log_theta)
@@ -162,11 +160,26 @@ def _select(prob: Problem, full, init) -> Hyper:
             return prob.score_fn(prob.stats.near_frozen_fitness(at, frozen, hyper.log_lambda), full.n)
         return score
 
+    return evaluate, local
+
+
+def _select(prob: Problem, full, init) -> Hyper:
+    """Newton steps on the log smoothing parameters s_b = log(lambda/theta_b)
+    (``select.newton``), from ``_start`` or from ``init``.
+
+    Each step's gradient and Hessian are those of the score in the
+    diagonalising basis frozen at the current point (exact there, and smooth);
+    the step is accepted on the exact score. s lives in a box SP_BOX wide on
+    either side of the start's range: a component whose s reaches the top is
+    penalized to nothing (its theta below e^-SP_BOX of the others) and stays
+    there while the gradient pushes it out.
+    """
+    evaluate, local = newton_problem(prob, full)
     s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.y.dtype)
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
     res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
                         max_steps=prob.model.max_steps, f_scale="relative" if prob.model.score == "gcv" else None)
-    return _centred(_pack(_hyper_of(res.x)))
+    return _centred(_pack(_hyper_of(res.x)))   # _centred needs centred log theta: _hyper_of gives it
 
 
 def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False):
@@ -217,6 +230,6 @@ def _finish(prob: Problem, red: solve.Reduced, hyper) -> SSANOVAFit:
         score=prob.score_fn(fit, red.n), df=fit.trace, rss=fit.rss, n=red.n)
 
 
-fit_jit = jax.jit(_fit_impl, static_argnums=(0, 7, 8, 9))
-refine_jit = jax.jit(_refine_impl, static_argnums=(0, 5, 6, 7))
-score_jit = jax.jit(_score_impl, static_argnums=0)
+fit_jit = compilation.jit(_fit_impl, static_argnums=(0, 7, 8, 9))
+refine_jit = compilation.jit(_refine_impl, static_argnums=(0, 5, 6, 7))
+score_jit = compilation.jit(_score_impl, static_argnums=0)

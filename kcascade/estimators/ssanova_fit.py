@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from kcascade import checks, protocol
+from kcascade import checks, compilation, protocol
 from kcascade.anova import Design, Structure, scale_rows
 from kcascade.linalg import passes
 
@@ -148,4 +148,4 @@ jax.tree_util.register_dataclass(
     meta_fields=["model"],
 )
 
-_predict_jit = jax.jit(_predict_impl)
+_predict_jit = compilation.jit(_predict_impl)

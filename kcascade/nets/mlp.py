@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from kcascade import checks
+from kcascade import checks, compilation
 
 _ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu}
 _PARAMETRIZATIONS = ("mup", "standard")
@@ -169,7 +169,7 @@ def _train_core_impl(net, cfg, params, x, y, key, lr, weight_decay, eval_data):
                      steps=steps, batch=batch, evaluate_fn=evaluate_fn, eval_every=eval_every)
 
 
-_train_core = jax.jit(_train_core_impl, static_argnums=(0, 1))
+_train_core = compilation.jit(_train_core_impl, static_argnums=(0, 1))
 
 
 def run_steps(opt, params, batch_loss, n: int, *, key, steps: int, batch: int, evaluate_fn=None,

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, protocol, scaling
+from kcascade import checks, compilation, protocol, scaling
 from kcascade.nets.mlp import MLP, check_net, evaluate, init_params, make_mlp, train, widen
 
 
@@ -174,7 +174,7 @@ def _select_impl(net, params0, x, y, x_val, y_val, key, lrs, wds, steps, batch):
     return jax.vmap(one)(lrs, wds)
 
 
-_select_jit = jax.jit(_select_impl, static_argnums=(0, 9, 10))
+_select_jit = compilation.jit(_select_impl, static_argnums=(0, 9, 10))
 
 
 @dataclasses.dataclass(frozen=True)
