@@ -35,6 +35,8 @@ def gss_predict(x, y, x_test, workdir):
     return np.loadtxt(out, skiprows=1), seconds
 
 
+# Five live Rscript runs of gss (about 50 s): behind `slow`, which .ci/run also runs.
+@pytest.mark.slow
 def test_mse_within_10_percent_of_gss():
     reason = gss_available()
     if reason:
