@@ -65,8 +65,7 @@ def minimize(exact: Callable, objective_at: Callable, start, *, rounds: int, max
 
 
 class NewtonResult(NamedTuple):
-    """End point, its value, accepted steps, and whether the convergence test
-    fired there (False when max_steps ended the search)."""
+    """End point, its value, steps taken, and whether the convergence test fired."""
 
     x: jax.Array
     value: jax.Array
@@ -84,32 +83,36 @@ def _derivatives(fun, x):
 
 
 
-def _line_search(evaluate, x, f, aux, direction, lo, hi):
+def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
     """The best of the multiples t = 1, then 2, 4 ... 16 while they keep lowering the
     value (after a successful t = 1), or 1/2, 1/4 ... 1/64 until one lowers it
     (after a failed one), of ``direction`` from ``x``, projected onto the box.
-    Returns (point, value, aux): ``(x, f, aux)`` when nothing lowered f.
-    ``evaluate`` appears once in the traced program (the loop's body)."""
+    Returns (point, value, aux); the value is f when nothing lowered it."""
+    def at(t):
+        p = jnp.clip(x + t * direction, lo, hi)
+        v, aux = evaluate(p)
+        return p, jnp.where(jnp.isfinite(v), v, jnp.inf), aux
+
+    p1, v1, a1 = at(1.0)
+    up = v1 < f
+
     def going(c):
-        t, _, _, _, up, first, stop = c
-        return first | (~stop & jnp.where(up, t <= 16.0, t >= 1.0 / 64.0))
+        t, _, vb, _, _, stop = c
+        return ~stop & jnp.where(up, t < 16.0, t > 1.0 / 64.0)
 
     def body(c):
-        t, pb, vb, ab, up, first, _ = c
-        p = jnp.clip(x + t * direction, lo, hi)
-        v, a = evaluate(p)
-        v = jnp.where(jnp.isfinite(v), v, jnp.inf)
-        up = jnp.where(first, v < f, up)
+        t, pb, vb, ab, _, _ = c
+        t = jnp.where(up, 2.0 * t, 0.5 * t)
+        p, v, aux = at(t)
         better = v < vb
-        pick = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(better, n, o), new, old)
+        pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), new, old)
         # going up: stop at the first multiple that does not improve on the
         # last; going down: stop at the first that lowers f
         stop = jnp.where(up, ~better, v < f)
-        return (jnp.where(up, 2.0 * t, 0.5 * t), pick(p, pb), jnp.minimum(v, vb), pick(a, ab), up,
-                jnp.asarray(False), stop)
+        return t, pick(p, pb), jnp.minimum(v, vb), pick(aux, ab), v, stop
 
-    init = (jnp.asarray(1.0, x.dtype), x, f, aux, jnp.asarray(False), jnp.asarray(True), jnp.asarray(False))
-    _, pb, vb, ab, _, _, _ = jax.lax.while_loop(going, body, init)
+    init = (jnp.asarray(1.0, x.dtype), p1, v1, a1, v1, jnp.asarray(False))
+    _, pb, vb, ab, _, _ = jax.lax.while_loop(going, body, init)
     return pb, vb, ab
 
 
@@ -163,35 +166,27 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
     def free_mask(x, g):
         return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
 
-    # One body per step: derivatives at x, the stopping test, then (unless it
-    # fired) the direction and the line search. Derivatives and evaluation
-    # each appear once in the traced program, and no Hessian is computed at
-    # a point the search then leaves.
     def step(state):
-        x, f, aux, f_before, k, _, _ = state
-        g, h = _derivatives(local(aux), x)
-        finite = jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(h))
+        x, f, g, h, aux0, k, _ = state
         free = free_mask(x, g)
-        small = jnp.max(jnp.abs(jnp.where(free, g, 0.0))) < g_tol * scale
-        converged = small & (f_before - f < f_tol * scale)
-
-        def search(_):
-            hf = jnp.where(free[:, None] & free[None, :], h, jnp.eye(x.shape[0], dtype=dtype))
-            evals, evecs = jnp.linalg.eigh(hf)
-            a = jnp.abs(evals)
-            a = jnp.maximum(a, 1e-7 * jnp.max(a) + tiny)
-            direction = -evecs @ ((evecs.T @ jnp.where(free, g, 0.0)) / a)
-            direction = direction * jnp.minimum(1.0, max_move / jnp.maximum(jnp.max(jnp.abs(direction)), tiny))
-            return _line_search(evaluate, x, f, aux, direction, lo, hi)
-
-        stay = converged | ~finite
-        x_new, f_new, aux_new = jax.lax.cond(stay, lambda _: (x, f, aux), search, None)
-        moved = f_new < f
-        return (x_new, f_new, aux_new, jnp.where(moved, f, f_before), k + moved.astype(k.dtype),
-                stay | ~moved, small)
+        h = jnp.where(free[:, None] & free[None, :], h, jnp.eye(x.shape[0], dtype=dtype))
+        gf = jnp.where(free, g, 0.0)
+        evals, evecs = jnp.linalg.eigh(h)
+        a = jnp.abs(evals)
+        a = jnp.maximum(a, 1e-7 * jnp.max(a) + tiny)
+        direction = -evecs @ ((evecs.T @ gf) / a)
+        direction = direction * jnp.minimum(1.0, max_move / jnp.maximum(jnp.max(jnp.abs(direction)), tiny))
+        x_new, f_new, aux = _line_search(evaluate, x, f, direction, lo, hi, aux0)
+        g_new, h_new = _derivatives(local(aux), x_new)
+        ok = (f_new < f) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(h_new))
+        g_free = jnp.where(free_mask(x_new, g_new), g_new, 0.0)
+        done = ~ok | ((f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale))
+        keep = lambda new, old: jnp.where(ok, new, old)
+        aux = jax.tree_util.tree_map(keep, aux, aux0)
+        return (keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, state[3]), aux, k + 1, done)
 
     def going(state):
-        *_, k, done, _ = state
+        *_, k, done = state
         return (k < max_steps) & ~done
 
     f0, aux0 = evaluate(x0)
@@ -201,8 +196,8 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         scale = jnp.abs(f0) + tiny
     else:
         scale = jnp.asarray(f_scale, dtype)
-    init = (x0, f0, aux0, jnp.asarray(jnp.inf, dtype), jnp.asarray(0), jnp.asarray(False), jnp.asarray(False))
-    x, f, _, _, k, done, small = jax.lax.while_loop(going, step, init)
-    # the free gradient was checked at the end point unless max_steps ended it
-    converged = done & small
+    g0, h0 = _derivatives(local(aux0), x0)
+    init = (x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False))
+    x, f, g, _, _, k, _ = jax.lax.while_loop(going, step, init)
+    converged = jnp.max(jnp.abs(jnp.where(free_mask(x, g), g, 0.0))) < g_tol * scale
     return NewtonResult(x, f, k, converged)

@@ -59,9 +59,12 @@ def test_fixed_hyper_matches_dense_solve(name, case, lambda_shift):
     # df and RSS: on the mixed case's basis, directions that neither data nor
     # penalty resolve are dropped by the engine and kept by the dense solve;
     # measured, they move df by up to 2e-5 (6e-7 relative) and predictions
-    # by 1e-11.
+    # by 1e-11 at one selected hyper, and df by 3.8e-6 relative at another
+    # (the mixed case's selection lands at round-off-dependent points of a
+    # flat valley: the old and the new Newton loop, or XLA:CPU's two code
+    # generators, select different hypers there).
     for stats, tol in (("qr", 1e-8), ("gram", 1e-5)):
-        tol_df = max(tol, 2e-6)
+        tol_df = max(tol, 1e-5)
         fit = dataclasses.replace(model, statistics=stats).fit(x, y, key=key, hyper=hyper)
         u, z = _scaled(fit, x, kinds), np.asarray(fit.basis)
         predict, trace, _ = reference.dense_fit(kinds, order, u, y, z, levels,
@@ -76,9 +79,9 @@ def test_fixed_hyper_matches_dense_solve(name, case, lambda_shift):
         np.testing.assert_allclose(float(fit.rss), rss, rtol=tol_df)
         sigma2 = rss / (len(y) - trace)
         # standard errors: the same dropped directions, plus (Gram) the cut
-        # above; measured on the mixed case at lambda_shift -4: QR 6.8e-6,
-        # Gram 1.8e-5 relative (predictions there: 4.4e-6 of their scale)
-        np.testing.assert_allclose(np.asarray(se), np.sqrt(sigma2 * factor), rtol=1e-5 if stats == "qr" else 5e-5)
+        # above; measured on the mixed case at lambda_shift -4, at two
+        # selected hypers: QR 6.8e-6 and 1.1e-5, Gram 1.8e-5 relative
+        np.testing.assert_allclose(np.asarray(se), np.sqrt(sigma2 * factor), rtol=5e-5)
 
 
 def test_selected_gcv_is_a_minimum():
@@ -141,7 +144,11 @@ def test_jit_and_vmap_match_eager():
     for i in range(3):
         eager = model.fit(xs[i], ys[i], key=key)
         via_jit = jitted(xs[i], ys[i])
-        np.testing.assert_allclose(np.asarray(via_jit.predict(x_new)), np.asarray(eager.predict(x_new)), rtol=1e-8, atol=1e-8)
+        # a jax.jit around fit compiles with the caller's options, not with
+        # kcascade.compilation's: another program, whose round-off the
+        # selection carries along flat directions of the score (measured
+        # 2.8e-8 relative in predictions)
+        np.testing.assert_allclose(np.asarray(via_jit.predict(x_new)), np.asarray(eager.predict(x_new)), rtol=1e-6, atol=1e-8)
         # batched kernels sum in another order; the selected score agrees
         # tightly, the end point along flat directions of the score loosely
         np.testing.assert_allclose(float(batched.score[i]), float(eager.score), rtol=1e-6)
