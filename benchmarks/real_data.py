@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import jax
 
@@ -67,21 +66,6 @@ def load(name):
     raise ValueError(name)
 
 
-def peer(name, types, x, y, xt, timeout):
-    letters = "".join("n" if isinstance(t, int) else t for t in types)
-    d = x.shape[1]
-    with tempfile.TemporaryDirectory() as wd:
-        common.write_csv(f"{wd}/tr.csv", [x, y], [f"x{j}" for j in range(d)] + ["y"])
-        common.write_csv(f"{wd}/te.csv", [xt], [f"x{j}" for j in range(d)])
-        try:
-            out = common.run_r("bed_peer.R", name, f"{wd}/tr.csv", f"{wd}/te.csv", f"{wd}/p.csv", 2, letters,
-                               timeout=timeout)
-        except Exception as exc:
-            print(f"  {name} failed or timed out: {str(exc)[:160]}")
-            return None, None
-        return np.loadtxt(f"{wd}/p.csv", skiprows=1), float(out["seconds"])
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="elecdemand only, kcascade only")
@@ -111,7 +95,7 @@ def main():
             row.update({f"{method}_mse": mses[0], f"{method}_mse_keys": mses, f"{method}_s": secs,
                         f"{method}_compile_s": max(first - secs, 0.0)})
         for p in peers:
-            pred, secs = peer(p, types, x[tr], y[tr], x[te], args.peer_timeout)
+            pred, secs = bed.run_peer(p, types, 2, x[tr], y[tr], x[te], timeout=args.peer_timeout)
             if pred is not None:
                 row.update({f"{p}_mse": float(np.mean((pred - y[te]) ** 2)), f"{p}_s": secs})
         rows.append(row)

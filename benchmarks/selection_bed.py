@@ -123,21 +123,31 @@ def data(name, noise, seed, n, n_test=2000):
     return x, y, xt, ft
 
 
-def peer_fit(peer, name, x, y, xt, ft):
-    types, order, _ = CASES[name]
-    letters = "".join("n" if isinstance(t, int) else t for t in parse_types(types))
+def run_peer(peer, types, order, x, y, xt, timeout=3600):
+    """Fit R's ``peer`` ("gss" or "mgcv", ``r/bed_peer.R``) to (x, y) with
+    covariate ``types`` (parsed) and model ``order``; returns (predictions at
+    xt, seconds inside R), or (None, None) when R fails or times out (a peer
+    that fails is reported, not fatal)."""
+    letters = "".join("n" if isinstance(t, int) else t for t in types)
     d = x.shape[1]
     with tempfile.TemporaryDirectory() as wd:
         common.write_csv(f"{wd}/tr.csv", [np.asarray(x), np.asarray(y)], [f"x{j}" for j in range(d)] + ["y"])
         common.write_csv(f"{wd}/te.csv", [np.asarray(xt)], [f"x{j}" for j in range(d)])
         try:
             out = common.run_r("bed_peer.R", peer, f"{wd}/tr.csv", f"{wd}/te.csv", f"{wd}/p.csv", order, letters,
-                               timeout=3600)
-        except Exception as exc:   # a peer that fails is reported, not fatal
-            print(f"  {peer} failed on {name}: {str(exc)[:200]}")
-            return None
-        pred = np.loadtxt(f"{wd}/p.csv", skiprows=1)
-    return dict(mse=float(np.mean((pred - np.asarray(ft)) ** 2)), s=float(out["seconds"]))
+                               timeout=timeout)
+        except Exception as exc:
+            print(f"  {peer} failed or timed out: {str(exc)[:200]}")
+            return None, None
+        return np.loadtxt(f"{wd}/p.csv", skiprows=1), float(out["seconds"])
+
+
+def peer_fit(peer, name, x, y, xt, ft):
+    types, order, _ = CASES[name]
+    pred, secs = run_peer(peer, parse_types(types), order, x, y, xt)
+    if pred is None:
+        return None
+    return dict(mse=float(np.mean((pred - np.asarray(ft)) ** 2)), s=secs)
 
 
 def mse_of(fit, xt, ft):
@@ -217,7 +227,13 @@ def main():
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--tag", default="")
     ap.add_argument("--score", default="gcv", choices=["gcv", "gml"], help="kcascade's selection score")
+    ap.add_argument("--stall-tol", type=float, default=None,
+                    help="the Newton search's stall tolerance (default: the library's, "
+                         "ssanova_engine.STALL_TOL; 0 turns the stall test off)")
     args = ap.parse_args()
+    if args.stall_tol is not None:
+        from kcascade.estimators import ssanova_engine   # read when the selection is traced
+        ssanova_engine.STALL_TOL = args.stall_tol
     if args.quick:
         args.sizes, args.seeds, args.noise, args.keys = [1000], 2, ["low"], 3
     args.peers = [] if args.no_peers else [p for p, pkg in (("gss", "gss"), ("mgcv", "mgcv"))

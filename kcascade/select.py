@@ -71,6 +71,7 @@ class NewtonResult(NamedTuple):
     value: jax.Array
     steps: jax.Array
     converged: jax.Array
+    stalled: jax.Array
 
 
 def _derivatives(fun, x):
@@ -117,7 +118,8 @@ def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
 
 
 def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, upper=None, max_steps: int = 30,
-           max_move: float = 4.0, f_scale=None, f_tol: float = 1e-7, g_tol: float = 1e-5) -> NewtonResult:
+           max_move: float = 4.0, f_scale=None, f_tol: float = 1e-7, g_tol: float = 1e-5,
+           stall_tol: float = 0.0, stall_steps: int = 3) -> NewtonResult:
     """Minimise ``fun`` over a box by projected Newton steps with a line search.
 
     Meant for the few (<= ~50) hyperparameters of a selection: the exact
@@ -136,7 +138,9 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
          a few steps.
     Stops when an accepted step changed the value by less than
     f_tol * f_scale and the free gradient's largest entry is below
-    g_tol * f_scale, when no multiple lowers the value, or after ``max_steps``.
+    g_tol * f_scale, when the last ``stall_steps`` accepted steps together
+    lowered the value by less than stall_tol * f_scale (a stall: off by
+    default), when no multiple lowers the value, or after ``max_steps``.
     Runs under jit and vmap.
 
     Args:
@@ -151,6 +155,14 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
       f_scale: the value's typical size, for the tolerances: a number,
         "relative" (|fun(x0)|: for a score in the data's units, such as GCV)
         or None (1 + |fun(x0)|: for one on a log scale, such as GML).
+      stall_tol, stall_steps: the stall test. A score with many nearly flat
+        directions (e.g. 50 smoothing parameters, several of them drifting
+        towards a bound) can keep falling by a little per step for dozens of
+        steps; decreases far below the score's sampling noise do not change
+        the estimate's accuracy.
+    Returns:
+      NewtonResult: x (P,), value, steps (Newton steps taken), converged (the
+      free gradient test holds at x), stalled (the stall test stopped it).
     """
     x0 = jnp.asarray(x0)
     dtype = x0.dtype
@@ -167,7 +179,7 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
 
     def step(state):
-        x, f, g, h, aux0, k, _ = state
+        x, f, g, h, aux0, k, _, hist, _ = state
         free = free_mask(x, g)
         h = jnp.where(free[:, None] & free[None, :], h, jnp.eye(x.shape[0], dtype=dtype))
         gf = jnp.where(free, g, 0.0)
@@ -180,14 +192,20 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         g_new, h_new = _derivatives(local(aux), x_new)
         ok = (f_new < f) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(h_new))
         g_free = jnp.where(free_mask(x_new, g_new), g_new, 0.0)
-        done = ~ok | ((f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale))
+        # hist holds the values of the last stall_steps accepted points (inf
+        # before there were that many): its oldest minus f_new is what they
+        # gained together
+        hist_new = jnp.concatenate([hist[1:], f[None]])
+        stalled = ok & (hist_new[0] - f_new < stall_tol * scale)
+        done = ~ok | stalled | ((f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale))
         keep = lambda new, old: jnp.where(ok, new, old)
         aux = jax.tree_util.tree_map(keep, aux, aux0)
-        return (keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, state[3]), aux, k + 1, done)
+        return (keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, state[3]), aux, k + 1, done,
+                keep(hist_new, hist), stalled)
 
     def going(state):
-        *_, k, done = state
-        return (k < max_steps) & ~done
+        done = state[6]
+        return (state[5] < max_steps) & ~done
 
     f0, aux0 = evaluate(x0)
     if f_scale is None:
@@ -197,7 +215,10 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
     else:
         scale = jnp.asarray(f_scale, dtype)
     g0, h0 = _derivatives(local(aux0), x0)
-    init = (x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False))
-    x, f, g, _, _, k, _ = jax.lax.while_loop(going, step, init)
+    if stall_steps < 1:
+        raise ValueError(f"stall_steps: expected an integer >= 1, got {stall_steps!r}")
+    hist0 = jnp.full((stall_steps,), jnp.inf, dtype)
+    init = (x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False), hist0, jnp.asarray(False))
+    x, f, g, _, _, k, _, _, stalled = jax.lax.while_loop(going, step, init)
     converged = jnp.max(jnp.abs(jnp.where(free_mask(x, g), g, 0.0))) < g_tol * scale
-    return NewtonResult(x, f, k, converged)
+    return NewtonResult(x, f, k, converged, stalled)

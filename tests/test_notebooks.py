@@ -1,4 +1,6 @@
-"""The notebooks run top to bottom (small sizes)."""
+"""The notebooks run top to bottom (small sizes). Slow: the two take ~90 s
+on 2 cores, most of it compiling programs the other tests compile too; the
+API tour (test_api) keeps the README's code in the default run."""
 import json
 import os
 
@@ -9,6 +11,7 @@ matplotlib.use("Agg")
 HERE = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,env", [("cascade.ipynb", {"KCASCADE_NB_N": "3000"}),
                                       ("distill.ipynb", {"KCASCADE_NB_SMALL": "1"})])
 def test_notebook_runs(name, env, monkeypatch):

@@ -62,6 +62,25 @@ def test_newton_under_vmap_equals_single_runs():
         np.testing.assert_allclose(np.asarray(batched.x[i]), [1.0, 1.0], atol=1e-5)
 
 
+def test_stall_test_stops_at_the_first_window_that_gained_too_little():
+    # the stall test does not change the path: the values after k steps come
+    # from runs cut at k steps with the test off, and the stalled run must stop
+    # at the first k whose last 3 steps together gained less than tol (0.3:
+    # along the curved valley the value falls from 24.2 to 0.3 by 3-step gains
+    # of 20.9 down to 0.26, then converges quadratically in 5 more steps)
+    start, tol = jnp.asarray([-1.2, 1.0]), 0.3
+    run = jax.jit(lambda k, st: select.newton(rosenbrock, start, max_steps=k, f_scale=1.0, stall_tol=st, **TIGHT))
+    stalled = run(60, tol)
+    k = int(stalled.steps)
+    assert bool(stalled.stalled) and 3 <= k < int(run(60, 0.0).steps)
+    values = [float(run(j, 0.0).value) if j else float(rosenbrock(start)) for j in range(k + 1)]
+    gains = [values[j - 3] - values[j] for j in range(3, k + 1)]
+    assert gains[-1] < tol and all(g >= tol for g in gains[:-1]), gains
+    assert float(stalled.value) == pytest.approx(values[-1], rel=1e-12)
+    with pytest.raises(ValueError, match="stall_steps: expected an integer >= 1, got 0"):
+        select.newton(rosenbrock, start, stall_steps=0)
+
+
 def test_newton_stops_on_max_steps_and_says_so():
     res = select.newton(rosenbrock, jnp.asarray([-1.2, 1.0]), max_steps=3)
     assert int(res.steps) == 3 and not bool(res.converged)

@@ -20,6 +20,10 @@ _LOG_LAMBDA_OFFSETS = np.linspace(-6.0, 6.0, 241)   # the teacher's scale search
 _LOG_RHO_GRID = np.linspace(-12.0, 4.0, 81) * np.log(10.0)
 # log smoothing parameters stay within SP_BOX of the start's range (e^15 = 3e6)
 SP_BOX = 15.0
+# The Newton search stops when its last STALL_STEPS steps together lowered
+# the score by less than STALL_TOL of its value (select.newton's stall test).
+STALL_TOL = 3e-4
+STALL_STEPS = 3
 # A component whose theta is below e^-20 (2e-9) of the largest contributes
 # nothing float64 can resolve; bounding the spread keeps the problem scaled.
 THETA_SPREAD = 20.0
@@ -178,7 +182,8 @@ def _select(prob: Problem, full, init) -> Hyper:
     s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.y.dtype)
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
     res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
-                        max_steps=prob.model.max_steps, f_scale="relative" if prob.model.score == "gcv" else None)
+                        max_steps=prob.model.max_steps, f_scale="relative" if prob.model.score == "gcv" else None,
+                        stall_tol=STALL_TOL, stall_steps=STALL_STEPS)
     return _centred(_pack(_hyper_of(res.x)))   # _centred needs centred log theta: _hyper_of gives it
 
 
