@@ -66,8 +66,8 @@ class SSANOVA(protocol.Estimator):
       chunk: rows per chunk when accumulating statistics; default automatic.
       max_steps: most Newton steps of the selection (each: the exact gradient
         and Hessian of the score, and a line search). The search stops
-        earlier when the score settles, or when 3 steps together lowered it
-        by less than 3e-4 of itself (``ssanova_engine.STALL_TOL``).
+        earlier when the score settles (a stall test on 3 steps' gain,
+        ``ssanova_engine.STALL_TOL``, is off by default).
       statistics: how the one pass over the rows summarises them: "gram"
         (Z'Z, one matrix product per chunk: fast, accurate in float64), "qr"
         (a streamed QR factor of [Z, y]: about twice the work, never squares
