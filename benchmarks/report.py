@@ -82,7 +82,7 @@ def _load(name):
     return json.load(open(path)) if os.path.exists(path) else None
 
 
-def bed_tables(after=("selection_bed_nostall_n1000", "selection_bed_nostall_n5000"),
+def bed_tables(after=("selection_bed_stallrisk_n1000", "selection_bed_stallrisk_n5000"),
                before="selection_bed_before_n1000", gml="selection_bed_gml_n1000"):
     """Per-size summary of the selection test bed: kcascade (after) against the
     better peer, gss, mgcv, kcascade before (same rows), GML; key stability."""

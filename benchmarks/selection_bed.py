@@ -83,13 +83,14 @@ def parse_types(types):
     return out
 
 
-def model_of(name, score="gcv"):
+def model_of(name, score="gcv", **options):
     types, order, _ = CASES[name]
-    return model_for(parse_types(types), order, score)
+    return model_for(parse_types(types), order, score, **options)
 
 
-def model_for(types, order, score="gcv"):
-    """The SS-ANOVA for column types ("c", "p" on [0, 1), or L levels)."""
+def model_for(types, order, score="gcv", **options):
+    """The SS-ANOVA for column types ("c", "p" on [0, 1), or L levels);
+    ``options`` are further SSANOVA fields (e.g. stall_tol)."""
     marg, dom = [], []
     for t in types:
         if isinstance(t, int):
@@ -98,7 +99,7 @@ def model_for(types, order, score="gcv"):
             marg.append("periodic"); dom.append((0.0, 1.0))
         else:
             marg.append("cubic"); dom.append(None)
-    return kc.SSANOVA(order=order, marginals=tuple(marg), domains=tuple(dom), score=score)
+    return kc.SSANOVA(order=order, marginals=tuple(marg), domains=tuple(dom), score=score, **options)
 
 
 def draw(name, key, n):
@@ -160,7 +161,7 @@ def run(args):
     rows, keyrows = [], []
     for n in args.sizes:
         for name in args.cases:
-            model = model_of(name, args.score)
+            model = model_of(name, args.score, **({} if args.stall_tol is None else dict(stall_tol=args.stall_tol)))
             for noise in args.noise:
                 for seed in range(args.seeds):
                     x, y, xt, ft = data(name, noise, seed, n)
@@ -228,12 +229,9 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--score", default="gcv", choices=["gcv", "gml"], help="kcascade's selection score")
     ap.add_argument("--stall-tol", type=float, default=None,
-                    help="the Newton search's stall tolerance (default: the library's, "
-                         "ssanova_engine.STALL_TOL; 0 turns the stall test off)")
+                    help="SSANOVA(stall_tol=...): the Newton search's stall tolerance, a fraction "
+                         "of the estimated risk (default: the library's; 0 turns the stall test off)")
     args = ap.parse_args()
-    if args.stall_tol is not None:
-        from kcascade.estimators import ssanova_engine   # read when the selection is traced
-        ssanova_engine.STALL_TOL = args.stall_tol
     if args.quick:
         args.sizes, args.seeds, args.noise, args.keys = [1000], 2, ["low"], 3
     args.peers = [] if args.no_peers else [p for p, pkg in (("gss", "gss"), ("mgcv", "mgcv"))

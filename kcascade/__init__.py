@@ -1,12 +1,12 @@
 """kcascade: nonparametric function estimation with Knowledge Cascade in JAX."""
-from kcascade import datasets, kernels, protocol
+from kcascade import datasets, frames, kernels, protocol
 from kcascade.cascade import laws
 from kcascade.cascade.pipeline import CascadeFit, Stage, cascade, transfer
 from kcascade.compilation import enable_compilation_cache
 from kcascade.estimators import KDE, SSANOVA, Hyper, KDEFit, KDEHyper, SSANOVAFit, default_n_basis
 from kcascade.scaling import student_size
 
-__all__ = ["SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis", "datasets", "kernels", "laws", "protocol",
+__all__ = ["SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis", "datasets", "frames", "kernels", "laws", "protocol",
            "cascade", "CascadeFit", "Stage", "transfer", "student_size", "enable_compilation_cache",
            "KDE", "KDEFit", "KDEHyper"]
 __version__ = "0.1.0"

@@ -22,7 +22,10 @@ Every estimator provides
   copies the relative ones;
 - ``capacity(n)``: the size of the estimator's function space at n rows
   (the basis size q), or None where it does not grow with n;
-- ``min_rows(d)``: the fewest rows a fit accepts.
+- ``min_rows(d)``: the fewest rows a fit accepts;
+- ``for_columns(columns)``: the estimator to fit to a DataFrame's columns
+  (``frames.Columns``): by default itself, refusing nominal columns; SS-ANOVA
+  makes them nominal covariates.
 
 Optional capabilities, declared in ``capabilities`` (a frozenset of the names
 in ``CAPABILITIES``); an option outside it is rejected before any work by
@@ -104,6 +107,15 @@ class Estimator(abc.ABC):
     def refine(self, x, y, hyper, *, key, steps: int, **options):
         raise NotImplementedError(f"{type(self).__name__} does not declare 'refine'")
 
+    def for_columns(self, columns):
+        """This estimator, configured for a DataFrame's ``frames.Columns``.
+        The default takes numeric columns only."""
+        if columns is not None and columns.nominal:
+            cats = [columns.names[v] for v in columns.nominal]
+            raise ValueError(f"x: {type(self).__name__} takes numeric columns only; got categorical, string or "
+                             f"boolean columns {cats}")
+        return self
+
 
 class Fit(abc.ABC):
     """Base of every fitted result. Besides ``evaluate``, a fit has the
@@ -113,6 +125,15 @@ class Fit(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, x_new):
         """(m,) the estimated function at the rows of ``x_new`` (m, d)."""
+
+
+def with_columns(fit, columns):
+    """``fit`` carrying the column facts it was fitted on, where its type keeps
+    them (a ``columns`` field); otherwise ``fit`` itself."""
+    if columns is None or "columns" not in getattr(type(fit), "__dataclass_fields__", {}):
+        return fit
+    import dataclasses
+    return dataclasses.replace(fit, columns=columns)
 
 
 def require(model, options, how=None):

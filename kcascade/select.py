@@ -12,6 +12,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -65,12 +66,30 @@ def minimize(exact: Callable, objective_at: Callable, start, *, rounds: int, max
 
 
 class NewtonResult(NamedTuple):
-    """End point, its value, steps taken, and whether the convergence test fired."""
+    """End point ``x``, its ``value``, Newton ``steps`` taken, whether the
+    convergence test holds at x (``converged``) and whether the stall test
+    stopped the search (``stalled``)."""
 
     x: jax.Array
     value: jax.Array
     steps: jax.Array
     converged: jax.Array
+    stalled: jax.Array
+
+
+class _State(NamedTuple):
+    """The Newton loop's carry: the point, its value, gradient, Hessian and
+    aux; steps taken; whether to stop; the values of the last accepted points
+    (for the stall test); whether the stall test fired."""
+
+    x: jax.Array
+    f: jax.Array
+    g: jax.Array
+    h: jax.Array
+    aux: object
+    steps: jax.Array
+    done: jax.Array
+    hist: jax.Array
     stalled: jax.Array
 
 
@@ -80,8 +99,6 @@ def _derivatives(fun, x):
     g, hvp = jax.linearize(jax.grad(fun), x)
     h = jax.vmap(hvp)(jnp.eye(x.shape[0], dtype=x.dtype))
     return g, 0.5 * (h + h.T)
-
-
 
 
 def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
@@ -119,7 +136,7 @@ def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
 
 def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, upper=None, max_steps: int = 30,
            max_move: float = 4.0, f_scale=None, f_tol: float = 1e-7, g_tol: float = 1e-5,
-           stall_tol: float = 0.0, stall_steps: int = 3) -> NewtonResult:
+           stall_tol=0.0, stall_steps: int = 3, stall_scale=None) -> NewtonResult:
     """Minimise ``fun`` over a box by projected Newton steps with a line search.
 
     Meant for the few (<= ~50) hyperparameters of a selection: the exact
@@ -139,7 +156,7 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
     Stops when an accepted step changed the value by less than
     f_tol * f_scale and the free gradient's largest entry is below
     g_tol * f_scale, when the last ``stall_steps`` accepted steps together
-    lowered the value by less than stall_tol * f_scale (a stall: off by
+    lowered the value by less than stall_tol * stall_scale (a stall: off by
     default), when no multiple lowers the value, or after ``max_steps``.
     Runs under jit and vmap.
 
@@ -155,15 +172,19 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
       f_scale: the value's typical size, for the tolerances: a number,
         "relative" (|fun(x0)|: for a score in the data's units, such as GCV)
         or None (1 + |fun(x0)|: for one on a log scale, such as GML).
-      stall_tol, stall_steps: the stall test. A score with many nearly flat
-        directions (e.g. 50 smoothing parameters, several of them drifting
-        towards a bound) can keep falling by a little per step for dozens of
-        steps; decreases far below the score's sampling noise do not change
-        the estimate's accuracy.
+      stall_tol, stall_steps, stall_scale: the stall test. A score with many
+        nearly flat directions (e.g. 50 smoothing parameters, several of them
+        drifting towards a bound) can keep falling by a little per step for
+        dozens of steps; decreases far below what the estimate's accuracy
+        depends on are not worth the steps. ``stall_scale`` (a number or a
+        traced scalar) defaults to f_scale's scale; ``stall_tol`` may be
+        traced too.
     Returns:
       NewtonResult: x (P,), value, steps (Newton steps taken), converged (the
       free gradient test holds at x), stalled (the stall test stopped it).
     """
+    if not isinstance(stall_steps, (int, np.integer)) or stall_steps < 1:
+        raise ValueError(f"stall_steps: expected an integer >= 1, got {stall_steps!r}")
     x0 = jnp.asarray(x0)
     dtype = x0.dtype
     tiny = jnp.finfo(dtype).tiny
@@ -174,14 +195,14 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         evaluate, local = (lambda x: (fun(x), x)), (lambda _: fun)
     else:
         evaluate = fun
-    
+
     def free_mask(x, g):
         return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
 
-    def step(state):
-        x, f, g, h, aux0, k, _, hist, _ = state
+    def step(state: _State) -> _State:
+        x, f, g, h_in, aux0, k, _, hist, _ = state
         free = free_mask(x, g)
-        h = jnp.where(free[:, None] & free[None, :], h, jnp.eye(x.shape[0], dtype=dtype))
+        h = jnp.where(free[:, None] & free[None, :], h_in, jnp.eye(x.shape[0], dtype=dtype))
         gf = jnp.where(free, g, 0.0)
         evals, evecs = jnp.linalg.eigh(h)
         a = jnp.abs(evals)
@@ -196,16 +217,15 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         # before there were that many): its oldest minus f_new is what they
         # gained together
         hist_new = jnp.concatenate([hist[1:], f[None]])
-        stalled = ok & (hist_new[0] - f_new < stall_tol * scale)
+        stalled = ok & (hist_new[0] - f_new < stall_gain)
         done = ~ok | stalled | ((f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale))
         keep = lambda new, old: jnp.where(ok, new, old)
         aux = jax.tree_util.tree_map(keep, aux, aux0)
-        return (keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, state[3]), aux, k + 1, done,
-                keep(hist_new, hist), stalled)
+        return _State(keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, h_in), aux, k + 1, done,
+                      keep(hist_new, hist), stalled)
 
-    def going(state):
-        done = state[6]
-        return (state[5] < max_steps) & ~done
+    def going(state: _State):
+        return (state.steps < max_steps) & ~state.done
 
     f0, aux0 = evaluate(x0)
     if f_scale is None:
@@ -215,10 +235,9 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
     else:
         scale = jnp.asarray(f_scale, dtype)
     g0, h0 = _derivatives(local(aux0), x0)
-    if stall_steps < 1:
-        raise ValueError(f"stall_steps: expected an integer >= 1, got {stall_steps!r}")
+    stall_gain = jnp.asarray(stall_tol, dtype) * (scale if stall_scale is None else jnp.asarray(stall_scale, dtype))
     hist0 = jnp.full((stall_steps,), jnp.inf, dtype)
-    init = (x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False), hist0, jnp.asarray(False))
+    init = _State(x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False), hist0, jnp.asarray(False))
     x, f, g, _, _, k, _, _, stalled = jax.lax.while_loop(going, step, init)
     converged = jnp.max(jnp.abs(jnp.where(free_mask(x, g), g, 0.0))) < g_tol * scale
     return NewtonResult(x, f, k, converged, stalled)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, protocol, scaling
+from kcascade import checks, frames, protocol, scaling
 from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
@@ -71,6 +71,26 @@ class CascadeFit:
                 f"(exponent {self.law.exponent:.4g}), seconds={self.timings.get('total', float('nan')):.3g}, "
                 f"teacher={self.teacher!r})")
 
+    def summary(self, x=None) -> "CascadeSummary":
+        """The cascade on one screen: student sizes and counts, the law, the
+        scale parameter selected and transferred, seconds per phase, and the
+        teacher's own ``summary(x)`` where it has one (``x``: the training
+        rows, for per-term df)."""
+        model = getattr(self.teacher, "model", None)
+        scale = (lambda h: float(model.scale_of(h))) if model is not None and hasattr(model, "scale_of") else None
+        lines = [f"Knowledge Cascade: n = {self.n}, students on "
+                 + ", ".join(f"{s.n} rows" + (f" (q = {s.capacity})" if s.capacity else "") for s in self.stages)
+                 + f"; law {self.law.name}, exponent {self.law.exponent:.4g}"]
+        if scale is not None:
+            try:
+                lines.append(f"  scale parameter (log): student {scale(self.hyper_student):.4g} -> teacher "
+                             f"{scale(self.hyper_teacher):.4g}")
+            except (TypeError, ValueError):
+                pass
+        lines.append("  seconds: " + ", ".join(f"{k} {v:.3g}" for k, v in self.timings.items()))
+        teacher = self.teacher.summary(x) if hasattr(self.teacher, "summary") else None
+        return CascadeSummary("\n".join(lines), teacher)
+
     @property
     def n(self) -> int:
         """Rows of the teacher."""
@@ -92,6 +112,20 @@ class CascadeFit:
         """The hyperparameters the teacher was fitted at (transferred, refined or
         re-scaled)."""
         return self.teacher.hyper
+
+
+@dataclasses.dataclass(frozen=True)
+class CascadeSummary:
+    """``CascadeFit.summary()``: ``text`` (the cascade's lines) and ``teacher``
+    (the teacher fit's own summary, or None); ``print`` shows both."""
+
+    text: str
+    teacher: Any
+
+    def __str__(self):
+        return self.text + ("" if self.teacher is None else "\nteacher:\n" + str(self.teacher))
+
+    __repr__ = __str__
 
 
 def _sizes(n, n_student, stages):
@@ -121,9 +155,11 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
 
     Args:
       model: an estimator (``kc.SSANOVA``, ``kc.KDE``, ``nets.NetRegressor``).
-      x: (n, d) covariates; y: (n,) responses (None for density estimators).
-        Checked by the model's own checks (the messages of ``model.fit``)
-        before the student runs.
+      x: (n, d) covariates, or a pandas DataFrame (named and categorical
+        columns as in ``model.fit``: the model is ``model.for_columns`` of
+        them, and both fits keep the columns); y: (n,) responses (None for
+        density estimators). Checked by the model's own checks (the messages
+        of ``model.fit``) before the student runs.
       key: a ``jax.random`` key (subsample, basis points).
       n_student: student rows; default ``student_size(n)``.
       law: a ``laws.Law``; default the model's own (``model.default_law(d)``).
@@ -169,6 +205,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
                   refine_on_mesh=refine > 0 and mesh is not None)
     protocol.require(model, [name for name, on in wanted.items() if on is not None and on is not False],
                      _OPTION_NAMES)
+    x, columns = frames.split(x)
+    model = model.for_columns(columns)
     x, y = model.check_data(x, y)
     n, d = x.shape
     sizes = _sizes(n, n_student, stages)
@@ -206,4 +244,5 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,
                    refine=t_refine - t_transfer, teacher=t_end - t_refine, total=t_end - t_start)
+    student, teacher = protocol.with_columns(student, columns), protocol.with_columns(teacher, columns)
     return CascadeFit(student, teacher, tuple(staged), law, timings)

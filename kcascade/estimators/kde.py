@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, compilation, protocol, scaling, select
+from kcascade import checks, compilation, frames, protocol, scaling, select
 
 _LOG_GRID = np.linspace(np.log(0.05), np.log(3.0), 25)
 _SELECTORS = ("lscv", "lcv", "scott", "silverman")
@@ -108,6 +108,8 @@ class KDE(protocol.Estimator):
         Returns:
           A ``KDEFit`` (a pytree).
         """
+        x, columns = frames.split(x)
+        self.for_columns(columns)       # numeric columns only
         x, _ = self.check_data(x)
         d, dtype = x.shape[1], x.dtype
         if bandwidth is not None:
@@ -284,7 +286,8 @@ class KDEFit(protocol.Fit):
     def log_density(self, x_new):
         """(m,) log f at the rows of ``x_new`` (m, d); tiles of data x queries,
         log-sum-exp throughout."""
-        return _log_density_jit(self, checks.query_rows(x_new, self.data.shape[1], self.data.dtype))
+        return _log_density_jit(self, checks.query_rows(frames.encode(x_new, None), self.data.shape[1],
+                                                        self.data.dtype))
 
     def sample(self, key, m: int):
         """(m, d) draws from the estimate: a random row plus N(0, diag h^2)."""

@@ -20,12 +20,7 @@ _LOG_LAMBDA_OFFSETS = np.linspace(-6.0, 6.0, 241)   # the teacher's scale search
 _LOG_RHO_GRID = np.linspace(-12.0, 4.0, 81) * np.log(10.0)
 # log smoothing parameters stay within SP_BOX of the start's range (e^15 = 3e6)
 SP_BOX = 15.0
-# The Newton search can stop when its last STALL_STEPS steps together lowered
-# the score by less than STALL_TOL of its value (select.newton's stall test).
-# Off (0.0): 3e-4 kept the bed's test MSE (float64: worst 1.064x and 1.041x
-# at n = 1000 and 5000) but left float32 selection at n = 1e5 at 1.15x
-# float64's test MSE (tests/test_scale.py, slow); see the README.
-STALL_TOL = 0.0
+# the stall test looks at the gain of the last STALL_STEPS Newton steps
 STALL_STEPS = 3
 # A component whose theta is below e^-20 (2e-9) of the largest contributes
 # nothing float64 can resolve; bounding the spread keeps the problem scaled.
@@ -170,6 +165,20 @@ def newton_problem(prob: Problem, full):
     return evaluate, local
 
 
+def _risk_scale(prob: Problem, full, s, gcv: bool):
+    """The size of the estimate's risk at s, in the score's units: sigma^2 df / n
+    (the variance part of the mean squared error), with sigma^2 taken as the
+    GCV score itself; for GML, whose differences are relative changes of the
+    residual variance, df / n. Gains of the score far below it cannot move the
+    estimate's accuracy; unlike a fraction of the score (~ sigma^2) it shrinks
+    with n as the risk does."""
+    hyper = _hyper_of(s)
+    red = prob.reduce(prob.at_theta(full, hyper.log_theta))
+    fit = scores.fitness(red, solve.rho_of(red.n, red.scale, hyper.log_lambda))
+    rel = fit.trace / red.n
+    return rel * prob.score_fn(fit, red.n) if gcv else rel
+
+
 def _select(prob: Problem, full, init) -> Hyper:
     """Newton steps on the log smoothing parameters s_b = log(lambda/theta_b)
     (``select.newton``), from ``_start`` or from ``init``.
@@ -184,9 +193,11 @@ def _select(prob: Problem, full, init) -> Hyper:
     evaluate, local = newton_problem(prob, full)
     s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.y.dtype)
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
+    gcv = prob.model.score == "gcv"
     res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
-                        max_steps=prob.model.max_steps, f_scale="relative" if prob.model.score == "gcv" else None,
-                        stall_tol=STALL_TOL, stall_steps=STALL_STEPS)
+                        max_steps=prob.model.max_steps, f_scale="relative" if gcv else None,
+                        stall_tol=prob.model.stall_tol, stall_steps=STALL_STEPS,
+                        stall_scale=_risk_scale(prob, full, s0, gcv))
     return _centred(_pack(_hyper_of(res.x)))   # _centred needs centred log theta: _hyper_of gives it
 
 
@@ -235,7 +246,14 @@ def _finish(prob: Problem, red: solve.Reduced, hyper) -> SSANOVAFit:
         hyper=Hyper(jnp.asarray(hyper.log_lambda, dtype), jnp.asarray(hyper.log_theta, dtype)),
         domains=prob.design.domains, basis=prob.design.basis, coef_null=d, coef_basis=c,
         chol_a=red.chol_a, ainv_b=red.ainv_b, post_basis=red.basis, post_weights=solve.weights(red, rho),
-        score=prob.score_fn(fit, red.n), df=fit.trace, rss=fit.rss, n=red.n)
+        score=prob.score_fn(fit, red.n), df=fit.trace, rss=fit.rss, n=red.n, tss=_tss(prob.y, prob.w))
+
+
+def _tss(y, w):
+    """The weighted total sum of squares about the weighted mean."""
+    w = jnp.ones_like(y) if w is None else w
+    mean = jnp.sum(w * y) / jnp.sum(w)
+    return jnp.sum(w * (y - mean) ** 2)
 
 
 fit_jit = compilation.jit(_fit_impl, static_argnums=(0, 7, 8, 9))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from kcascade import checks, compilation, protocol
+from kcascade import checks, compilation, frames, protocol
 from kcascade.anova import Design, Structure, scale_rows
 from kcascade.linalg import passes
 
@@ -41,7 +41,11 @@ class SSANOVAFit(protocol.Fit):
       chol_a (m, m), ainv_b (m, q), post_basis (q, q), post_weights (q,): the
         factors of the posterior covariance (Bayesian standard errors).
       score: the selection score at ``hyper``; df: tr A(lambda); rss: the
-        weighted residual sum of squares; n: rows of positive weight.
+        weighted residual sum of squares; n: rows of positive weight; tss:
+        the weighted total sum of squares about the weighted mean of y
+        (R^2 = 1 - rss / tss).
+      columns: the ``frames.Columns`` (names, nominal levels) of a DataFrame
+        it was fitted on, or None (columns ``x0``, ``x1``, ... by position).
     """
 
     model: Any
@@ -58,6 +62,8 @@ class SSANOVAFit(protocol.Fit):
     df: jax.Array
     rss: jax.Array
     n: jax.Array
+    tss: jax.Array
+    columns: frames.Columns | None = None
 
     def __repr__(self):
         return protocol.short_repr(self, n=self.n, d=self.domains.shape[-2], q=self.basis.shape[-2],
@@ -79,12 +85,19 @@ class SSANOVAFit(protocol.Fit):
 
     @property
     def terms(self) -> tuple:
-        """Penalized component names, length K (the order of ``hyper.log_theta``)."""
-        return self.structure.names
+        """Penalized component names, length K (the order of ``hyper.log_theta``):
+        ``x0:x1[ps]``, or with a DataFrame's column names ``carat:depth[ps]``."""
+        names = self.structure.names
+        return names if self.columns is None else tuple(self.columns.display(nm) for nm in names)
 
     def predict(self, x_new, se: bool = False, terms=None):
         """Posterior mean at ``x_new`` (m, d); with ``se=True`` also the Bayesian
         standard errors (Wahba 1983), both (m,).
+
+        ``x_new``: an array (columns by position), or a DataFrame: for a fit
+        made on a DataFrame, its columns are matched by name (any order;
+        extra ones ignored; a missing one is an error) and nominal levels
+        coded as in fitting.
 
         ``terms``: None for the whole function, or names to evaluate only those
         parts, without the constant: a term name (``"x0"``, ``"x0:x1"``) takes
@@ -92,29 +105,41 @@ class SSANOVAFit(protocol.Fit):
         from ``fit.terms`` (``"x0:x1[ps]"``) takes that component alone. Effects
         are centred on the basis points' mean.
         """
-        x_new = checks.query_rows(x_new, self.domains.shape[0], self.coef_basis.dtype)
+        x_new = checks.query_rows(frames.encode(x_new, self.columns), self.domains.shape[0], self.coef_basis.dtype)
         if checks.is_concrete(x_new, self.domains):
-            _warn_outside(self.structure.marginals, np.asarray(x_new), np.asarray(self.domains))
+            _warn_outside(self.structure.marginals, np.asarray(x_new), np.asarray(self.domains),
+                          None if self.columns is None else self.columns.names)
         if terms is None:
             null_mask, comp_mask = [1.0] * self.structure.m, [1.0] * self.structure.k
         else:
-            null_mask, comp_mask = self.structure.masks(terms)
+            null_mask, comp_mask = self.structure.masks(frames.internal_terms(terms, self.columns,
+                                                                              self.structure.names))
         mean, sd = _predict_jit(self, x_new, jnp.asarray(null_mask), jnp.asarray(comp_mask))
         return (mean, sd) if se else mean
+
+    def summary(self, x=None, weights=None):
+        """The fit on one screen (``print(fit.summary())``): n, q, the score,
+        lambda, df, sigma^2, R^2, and per ANOVA term its components' log
+        theta, effective degrees of freedom (with the training rows ``x``)
+        and importance pi (Gu's cosine diagnostics). Returns a
+        ``ssanova_summary.Summary``; see that module for the definitions."""
+        from kcascade.estimators import ssanova_summary
+        return ssanova_summary.summarize(self, x, weights)
 
     def evaluate(self, x_new):
         """(m,) the fitted regression function at ``x_new`` (the protocol's name for ``predict``)."""
         return self.predict(x_new)
 
 
-def _warn_outside(marginals, x_new, domains):
+def _warn_outside(marginals, x_new, domains, names=None):
     """One warning per call naming the columns where x_new leaves the fitted
     domain (there the fit extrapolates its null-space polynomial)."""
     parts = []
     for v, marg in enumerate(marginals):
         count = marg.outside(v, x_new[:, v], domains[v])
         if count:
-            parts.append(f"x_new[:, {v}]: {count} of {x_new.shape[0]} rows outside the fitted domain "
+            label = f"x_new[:, {v}]" if names is None else f"x_new[{names[v]!r}]"
+            parts.append(f"{label}: {count} of {x_new.shape[0]} rows outside the fitted domain "
                          f"[{domains[v, 0]:.4g}, {domains[v, 1]:.4g}] (values in [{x_new[:, v].min():.4g}, "
                          f"{x_new[:, v].max():.4g}])")
     if parts:
@@ -144,8 +169,8 @@ def _predict_impl(fit: SSANOVAFit, x_new, null_mask, comp_mask):
 
 jax.tree_util.register_dataclass(
     SSANOVAFit,
-    data_fields=[f.name for f in dataclasses.fields(SSANOVAFit) if f.name != "model"],
-    meta_fields=["model"],
+    data_fields=[f.name for f in dataclasses.fields(SSANOVAFit) if f.name not in ("model", "columns")],
+    meta_fields=["model", "columns"],
 )
 
 _predict_jit = compilation.jit(_predict_impl)
