@@ -4,9 +4,10 @@ from kcascade.cascade import laws
 from kcascade.cascade.pipeline import CascadeFit, Stage, cascade, transfer
 from kcascade.compilation import enable_compilation_cache
 from kcascade.estimators import KDE, SSANOVA, Hyper, KDEFit, KDEHyper, SSANOVAFit, default_n_basis
+from kcascade.persist import load
 from kcascade.scaling import student_size
 
 __all__ = ["SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis", "datasets", "frames", "kernels", "laws", "protocol",
            "cascade", "CascadeFit", "Stage", "transfer", "student_size", "enable_compilation_cache",
-           "KDE", "KDEFit", "KDEHyper"]
+           "KDE", "KDEFit", "KDEHyper", "load"]
 __version__ = "0.1.0"

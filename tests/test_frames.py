@@ -111,3 +111,22 @@ def test_fit_keeps_columns_through_jit(fitted):
     df, _, _, fit, _ = fitted
     again = jax.jit(lambda f: f)(fit)
     assert again.columns == fit.columns and dataclasses.replace(again, columns=None).terms[0] == "x0"
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    df, x, _, fit, plain = fitted
+    for f, rows in ((fit, df), (plain, x)):
+        path = f.save(tmp_path / "fit")
+        again = kc.load(path)
+        assert again.model == f.model and again.columns == f.columns and again.terms == f.terms
+        np.testing.assert_array_equal(np.asarray(again.predict(rows, se=True)[1]), np.asarray(f.predict(rows, se=True)[1]))
+        np.testing.assert_array_equal(np.asarray(again.predict(rows)), np.asarray(f.predict(rows)))
+    kde = kc.KDE().fit(x[:, :3], bandwidth=[0.1, 0.2, 1.0])
+    again = kc.load(kde.save(tmp_path / "kde.npz"))
+    np.testing.assert_array_equal(np.asarray(again.log_density(x[:7, :3])), np.asarray(kde.log_density(x[:7, :3])))
+    assert again.data.shape == x[:, :3].shape
+    np.savez(tmp_path / "other.npz", a=x)
+    with pytest.raises(ValueError, match="is not a kcascade fit file"):
+        kc.load(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="fit: expected one of"):
+        kc.persist.save(object(), tmp_path / "x")

@@ -274,6 +274,14 @@ class KDEFit(protocol.Fit):
         return protocol.short_repr(self, n=self.n, d=self.data.shape[-1], bandwidth=self.bandwidth) + \
             f" of {self.model!r} (stores its {self.n} training rows)"
 
+    def save(self, path) -> str:
+        """Write this fit to ``path`` (.npz: arrays, and the configuration as
+        JSON with a format version; no pickle); ``kc.load(path)`` reads it. The file holds the training rows
+        (a KDE fit is made of them).
+        Returns the path written."""
+        from kcascade import persist
+        return persist.save(self, path)
+
     def evaluate(self, x_new):
         """(m,) the log density at ``x_new`` (the protocol's name for ``log_density``)."""
         return self.log_density(x_new)

@@ -126,6 +126,13 @@ class SSANOVAFit(protocol.Fit):
         from kcascade.estimators import ssanova_summary
         return ssanova_summary.summarize(self, x, weights)
 
+    def save(self, path) -> str:
+        """Write this fit to ``path`` (.npz: arrays, and the configuration as
+        JSON with a format version; no pickle); ``kc.load(path)`` reads it.
+        Returns the path written."""
+        from kcascade import persist
+        return persist.save(self, path)
+
     def evaluate(self, x_new):
         """(m,) the fitted regression function at ``x_new`` (the protocol's name for ``predict``)."""
         return self.predict(x_new)
