@@ -1,6 +1,7 @@
 """Each line of the README's API tour, run as written."""
 import jax
 import numpy as np
+import pytest
 
 import kcascade as kc
 
@@ -41,6 +42,7 @@ def test_api_tour_kde():
     assert res.teacher.data.shape == x.shape
 
 
+@pytest.mark.slow   # tests/test_readme.py (slow) runs these README blocks as written
 def test_api_tour_nets_and_distill():
     import jax.numpy as jnp
 

@@ -208,7 +208,7 @@ class SSANOVA(protocol.Estimator):
             if low < 0:
                 raise ValueError(f"weights: expected non-negative values, got a minimum of {low}")
             if not float(jnp.sum(weights > 0)) >= q + structure.m:
-                raise ValueError(f"weights: expected at least {q + structure.m} rows of positive weight, "
+                raise ValueError(f"weights: expected at least {q + structure.m} rows of positive (non-zero) weight, "
                                  f"got {int(jnp.sum(weights > 0))}")
         return (x, y) if weights is None else (x, y, weights)
 
@@ -284,8 +284,10 @@ class SSANOVA(protocol.Estimator):
         x, y, w = data if weights is not None else (*data, None)
         if mesh is None:
             x, y, w = _pad(x, y, w)
-        fit = engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))
-        return devices.local(fit)
+        fit = devices.local(engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress)))
+        if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
+            raise ValueError(_singular_message(self, x, w))
+        return fit
 
     def refine(self, x, y, hyper: Hyper, *, key, steps: int, mesh=None, progress: bool = False) -> Hyper:
         """``steps`` L-BFGS steps of this model's score on (x, y), from ``hyper``.
@@ -313,6 +315,30 @@ class SSANOVA(protocol.Estimator):
         checks.random_key(key)
         x, y = self.check_data(x, y, hyper=hyper)
         return engine.score_jit(self, x, y, key, hyper)
+
+
+def _singular_message(model, x, w):
+    """The error for a fit whose solve broke down: names the covariates whose
+    linear null functions are collinear on the rows (e.g. identical columns)."""
+    xn = np.asarray(x, np.float64)
+    if w is not None:
+        xn = xn[np.asarray(w) > 0]
+    structure = model.structure(xn.shape[1])
+    linear = [v for v, m in enumerate(structure.marginals) if m.n_null >= 1]
+    cols = [np.ones(len(xn))]
+    culprits = []
+    for v in linear:
+        c = xn[:, v] - xn[:, v].mean()
+        trial = np.column_stack(cols + [c])
+        if np.linalg.matrix_rank(trial, tol=1e-9 * max(1.0, np.abs(trial).max()) * len(xn)) < trial.shape[1]:
+            culprits.append(v)
+        else:
+            cols.append(c)
+    where = (f" the linear parts of columns {culprits} are linear combinations of the constant and the columns "
+             f"before them (identical or collinear columns)" if culprits else
+             " the null-space columns (constant, linear parts and their products) are collinear on these rows")
+    return (f"x: the fit is singular (its score is not finite):{where}. Drop or combine those columns, or make "
+            "them nominal.")
 
 
 def _pad(x, y, w):
