@@ -1,5 +1,5 @@
 """kcascade: nonparametric function estimation with Knowledge Cascade in JAX."""
-from kcascade import datasets, frames, kernels, protocol
+from kcascade import datasets, frames, kernels, plot, protocol
 from kcascade.cascade import laws
 from kcascade.cascade.pipeline import CascadeFit, Stage, cascade, transfer
 from kcascade.compilation import enable_compilation_cache
@@ -7,7 +7,7 @@ from kcascade.estimators import KDE, SSANOVA, Hyper, KDEFit, KDEHyper, SSANOVAFi
 from kcascade.persist import load
 from kcascade.scaling import student_size
 
-__all__ = ["SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis", "datasets", "frames", "kernels", "laws", "protocol",
+__all__ = ["SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis", "datasets", "frames", "kernels", "plot", "laws", "protocol",
            "cascade", "CascadeFit", "Stage", "transfer", "student_size", "enable_compilation_cache",
            "KDE", "KDEFit", "KDEHyper", "load"]
 __version__ = "0.1.0"

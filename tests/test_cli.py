@@ -1,0 +1,47 @@
+"""``python -m kcascade fit data.csv``: the summary, the predictions file
+(checked against the fit made through the API) and the effects plot."""
+import jax
+import numpy as np
+import pytest
+
+import kcascade as kc
+from kcascade import cli
+
+pd = pytest.importorskip("pandas")
+
+
+@pytest.mark.slow   # ~20 s, mostly compiling the fit and the plot's predictions
+def test_fit_a_csv(tmp_path, capsys):
+    x, y, _ = kc.datasets.sine_interaction(jax.random.key(2), 300)
+    xf = np.asarray(x)
+    frame = pd.DataFrame({"a": xf[:, 0], "b": xf[:, 1], "kind": np.where(xf[:, 2] > 0.5, "p", "q"),
+                          "target": np.asarray(y)})
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    cli.main(["fit", str(path), "--y", "target", "--order", "1", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr()
+    assert "SS-ANOVA fit: n = 300" in out.out and "kind" in out.out and "[kcascade] wrote" in out.err
+    pred = pd.read_csv(tmp_path / "run_predictions.csv")
+    direct = kc.SSANOVA(order=1).fit(pd.read_csv(path)[["a", "b", "kind"]], frame["target"], key=jax.random.key(0))
+    np.testing.assert_allclose(pred["fitted"], np.asarray(direct.predict(frame[["a", "b", "kind"]])), rtol=1e-9)
+    assert (tmp_path / "run_effects.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit):
+        cli.main(["fit", str(path), "--y", "nope"])
+
+
+@pytest.mark.slow
+def test_effects_and_cascade_plots_are_labelled():
+    import matplotlib
+    matplotlib.use("Agg")
+    x, y, _ = kc.datasets.sine_interaction(jax.random.key(2), 400)
+    res = kc.cascade(kc.SSANOVA(order=2), x, y, key=jax.random.key(0), students=1)
+    fig = kc.plot.effects(res.teacher, truth={"x2": lambda g: 20 * (g - 0.5) ** 2 - 20 / 12})
+    axes = [a for a in fig.axes if a.get_visible() and a.get_title()]
+    assert [a.get_title() for a in axes] == ["x0", "x1", "x2", "x0:x1", "x0:x2", "x1:x2"]
+    assert all(a.get_xlabel() and a.get_ylabel() for a in axes)
+    assert "units of y" in axes[0].get_ylabel() and len(axes[0].collections) >= 1   # the band
+    assert any(line.get_label() == "truth" for line in axes[2].get_lines())
+    with pytest.raises(ValueError, match="terms: unknown terms"):
+        kc.plot.effects(res.teacher, terms="x9")
+    fig2 = kc.plot.cascade(res)
+    assert fig2.axes[1].get_ylabel() == "seconds"
