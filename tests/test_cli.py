@@ -45,3 +45,18 @@ def test_effects_and_cascade_plots_are_labelled():
         kc.plot.effects(res.teacher, terms="x9")
     fig2 = kc.plot.cascade(res)
     assert fig2.axes[1].get_ylabel() == "seconds"
+
+
+def test_a_phase_is_never_silent_for_longer_than_a_tick(capsys, monkeypatch):
+    import time
+
+    from kcascade import progress
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    with progress.phase("work"):
+        time.sleep(0.23)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "[kcascade] work ..." and err[-1].startswith("[kcascade] work: done in ")
+    assert sum("still running" in line for line in err) >= 3
+    with progress.phase("quiet", on=False):
+        time.sleep(0.06)
+    assert capsys.readouterr().err == ""

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, frames, protocol, scaling
+from kcascade import checks, frames, progress as progress_lines, protocol, scaling
 from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
@@ -225,8 +225,10 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
                 idx = order[b * size:(b + 1) * size]
             else:
                 idx = jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
-            fits.append(protocol.fit_with(model, x[idx], None if y is None else y[idx],
-                                          key=jax.random.fold_in(jax.random.fold_in(k_student, i), b), init=init))
+            with progress_lines.phase(f"student {b + 1} of {students} on {size} rows", on=bool(progress)):
+                fits.append(jax.block_until_ready(protocol.fit_with(
+                    model, x[idx], None if y is None else y[idx],
+                    key=jax.random.fold_in(jax.random.fold_in(k_student, i), b), init=init)))
         student = fits[0]
         hyper = fits[0].hyper if students == 1 else combine([f.hyper for f in fits])
         hyper, prev = jax.block_until_ready(hyper), size
@@ -239,8 +241,10 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
                                                            **scale_options))
     t_refine = time.perf_counter()
-    teacher = jax.block_until_ready(protocol.fit_with(
-        model, x, y, key=k_teacher, hyper=hyper_teacher, start=student if warm_start else None, **teacher_options))
+    with progress_lines.phase(f"teacher on {n} rows at the transferred values", on=bool(progress)):
+        teacher = jax.block_until_ready(protocol.fit_with(
+            model, x, y, key=k_teacher, hyper=hyper_teacher, start=student if warm_start else None,
+            **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,
                    refine=t_refine - t_transfer, teacher=t_end - t_refine, total=t_end - t_start)

@@ -21,10 +21,11 @@ import dataclasses
 import math
 from typing import ClassVar
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, devices, frames, kernels, protocol, scaling
+from kcascade import checks, devices, frames, kernels, progress as progress_lines, protocol, scaling
 from kcascade.anova import terms
 from kcascade.estimators import ssanova_engine as engine
 from kcascade.estimators.ssanova_fit import Hyper
@@ -284,7 +285,11 @@ class SSANOVA(protocol.Estimator):
         x, y, w = data if weights is not None else (*data, None)
         if mesh is None:
             x, y, w = _pad(x, y, w)
-        fit = devices.local(engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress)))
+        what = ("one solve at the given smoothing parameters" if hyper is not None else
+                f"selection of {self.structure(x.shape[1]).k} smoothing parameters")
+        with progress_lines.phase(f"SS-ANOVA on {x.shape[0]} rows: {what}", on=bool(progress)):
+            fit = devices.local(jax.block_until_ready(
+                engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))))
         if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
             raise ValueError(_singular_message(self, x, w))
         return fit
