@@ -1,8 +1,8 @@
 """``python -m kcascade``: a Knowledge Cascade on the built-in example, beside
 full-sample selection, with a short table of what each cost and achieved.
 
-``python -m kcascade fit data.csv --y price [--x a b ...] [--order 2]
-[--cascade] [--out prefix]``: an SS-ANOVA of one column of a CSV file on the
+``python -m kcascade fit data.csv (--y price [--x a b ...] [--order 2] |
+--formula "price ~ a * b + cut") [--cascade] [--out prefix]``: an SS-ANOVA of one column of a CSV file on the
 others (needs pandas: string columns become nominal covariates); prints the
 fit's summary, writes ``<prefix>_predictions.csv`` (the rows' fitted values
 and Bayesian standard errors) and ``<prefix>_effects.png``."""
@@ -24,7 +24,10 @@ def fit_main(argv):
     ap = argparse.ArgumentParser(prog="python -m kcascade fit",
                                  description="Fit an SS-ANOVA to a CSV file and report it.")
     ap.add_argument("csv", help="a CSV file with a header row")
-    ap.add_argument("--y", required=True, help="the response column")
+    ap.add_argument("--y", default=None, help="the response column (or give --formula)")
+    ap.add_argument("--formula", default=None,
+                    help="a formula, e.g. 'price ~ carat * depth + s(hour, periodic, 0, 24) + cut' "
+                         "(kcascade.formula); replaces --y, --x and --order")
     ap.add_argument("--x", nargs="*", default=None, help="covariate columns (default: every other column)")
     ap.add_argument("--order", type=int, default=2, help="interaction order (default 2)")
     ap.add_argument("--cascade", action="store_true", help="Knowledge Cascade instead of full-sample selection")
@@ -44,15 +47,26 @@ def fit_main(argv):
     import kcascade as kc
 
     frame = pd.read_csv(args.csv)
-    if args.y not in frame.columns:
-        ap.error(f"--y: no column {args.y!r} in {args.csv}; columns are {list(frame.columns)}")
-    names = args.x if args.x else [c for c in frame.columns if c != args.y]
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        ap.error(f"--x: no columns {missing} in {args.csv}; columns are {list(frame.columns)}")
-    x = frame[names]
-    y = frame[args.y].to_numpy(dtype=float)
-    model = kc.SSANOVA(order=min(args.order, len(names)))
+    if args.formula is not None:
+        if args.y is not None or args.x:
+            ap.error("--formula: give either --formula or --y/--x, not both")
+        try:
+            model, x, y_col = kc.SSANOVA.from_formula(args.formula, frame)
+        except ValueError as err:
+            ap.error(str(err))
+        args.y, names, y = y_col.name, list(x.columns), y_col.to_numpy(dtype=float)
+    else:
+        if args.y is None:
+            ap.error("--y: the response column is required (or give --formula)")
+        if args.y not in frame.columns:
+            ap.error(f"--y: no column {args.y!r} in {args.csv}; columns are {list(frame.columns)}")
+        names = args.x if args.x else [c for c in frame.columns if c != args.y]
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            ap.error(f"--x: no columns {missing} in {args.csv}; columns are {list(frame.columns)}")
+        x = frame[names]
+        y = frame[args.y].to_numpy(dtype=float)
+        model = kc.SSANOVA(order=min(args.order, len(names)))
     key = jax.random.key(args.seed)
     _say(f"{len(frame)} rows, response {args.y!r}, covariates {names}; "
          f"{'cascade' if args.cascade else 'full-sample selection'}; the first fit of a shape compiles (~10 s)")

@@ -27,6 +27,8 @@ def test_fit_a_csv(tmp_path, capsys):
     assert (tmp_path / "run_effects.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):
         cli.main(["fit", str(path), "--y", "nope"])
+    cli.main(["fit", str(path), "--formula", "target ~ a * b + kind", "--out", str(tmp_path / "f")])
+    assert "a:b" in capsys.readouterr().out and (tmp_path / "f_predictions.csv").exists()
 
 
 @pytest.mark.slow

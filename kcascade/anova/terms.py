@@ -76,28 +76,43 @@ def _piece_label(marg, piece):
     return "p" if marg.n_null == 1 else f"p{piece + 1}"
 
 
+def closure(subsets) -> tuple:
+    """The hierarchy closure of covariate subsets: with every subset, all its
+    non-empty sub-subsets (a:b brings a and b), sorted by size, then by index."""
+    out = set()
+    for sub in subsets:
+        sub = tuple(sorted(set(sub)))
+        for size in range(1, len(sub) + 1):
+            out.update(itertools.combinations(sub, size))
+    return tuple(sorted(out, key=lambda t: (len(t), t)))
+
+
 @functools.lru_cache(maxsize=256)
-def build(marginals: tuple, order: int) -> Structure:
-    """Enumerate the terms of all interactions up to ``order`` (cached: the
-    marginals are frozen and hashable)."""
+def build(marginals: tuple, order: int, subsets: tuple | None = None) -> Structure:
+    """Enumerate the terms of all interactions up to ``order``, or of the
+    given covariate ``subsets`` (hierarchy-closed, see ``closure``); cached:
+    the marginals are frozen and hashable."""
     d = len(marginals)
     null = [()]
     components, names = [], []
-    for size in range(1, order + 1):
-        for subset in itertools.combinations(range(d), size):
-            options = [list(range(marginals[v].n_null)) + [PENALIZED] for v in subset]
-            pieces_all = list(itertools.product(*options))
-            term_null = [p for p in pieces_all if PENALIZED not in p]
-            term_pen = [p for p in pieces_all if PENALIZED in p]
-            null.extend(tuple(zip(subset, p)) for p in term_null)
-            base = ":".join(f"x{v}" for v in subset)
-            for p in term_pen:
-                components.append(tuple(zip(subset, p)))
-                if len(term_pen) == 1:
-                    names.append(base)
-                else:
-                    names.append(base + "[" + "".join(
-                        _piece_label(marginals[v], pc) for v, pc in zip(subset, p)) + "]")
+    if subsets is None:
+        subsets = tuple(sub for size in range(1, order + 1) for sub in itertools.combinations(range(d), size))
+    else:
+        subsets = closure(subsets)
+    for subset in subsets:
+        options = [list(range(marginals[v].n_null)) + [PENALIZED] for v in subset]
+        pieces_all = list(itertools.product(*options))
+        term_null = [p for p in pieces_all if PENALIZED not in p]
+        term_pen = [p for p in pieces_all if PENALIZED in p]
+        null.extend(tuple(zip(subset, p)) for p in term_null)
+        base = ":".join(f"x{v}" for v in subset)
+        for p in term_pen:
+            components.append(tuple(zip(subset, p)))
+            if len(term_pen) == 1:
+                names.append(base)
+            else:
+                names.append(base + "[" + "".join(
+                    _piece_label(marginals[v], pc) for v, pc in zip(subset, p)) + "]")
     return Structure(tuple(marginals), tuple(null), tuple(components), tuple(names))
 
 

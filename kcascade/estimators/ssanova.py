@@ -52,7 +52,12 @@ class SSANOVA(protocol.Estimator):
     """Frozen configuration of an SS-ANOVA regression.
 
     Args:
-      order: highest interaction order (1 = additive).
+      order: highest interaction order (1 = additive): every subset of at
+        most ``order`` covariates is a term.
+      terms: None, or the terms to fit instead: a tuple of covariate index
+        tuples (``((0, 1), (2,))`` = x0, x1, x2 and x0:x1), closed under
+        the hierarchy (a:b brings a and b); ``order`` is then ignored. A
+        formula builds it (``SSANOVA.from_formula``).
       marginals: one name for every covariate, or a tuple with one per
         covariate: "cubic" (default), "linear", "periodic", "nominal".
       domains: None, or a tuple with one entry per covariate: None (data range
@@ -83,6 +88,7 @@ class SSANOVA(protocol.Estimator):
 
     order: int = 2
     marginals: tuple | str = "cubic"
+    terms: tuple | None = None
     domains: tuple | None = None
     score: str = "gcv"
     alpha: float = 1.4
@@ -103,6 +109,14 @@ class SSANOVA(protocol.Estimator):
     def __post_init__(self):
         if not isinstance(self.order, (int, np.integer)) or self.order < 1:
             raise ValueError(f"order: expected an integer >= 1, got {self.order!r}")
+        if self.terms is not None:
+            try:
+                subsets = tuple(tuple(int(v) for v in t) for t in self.terms)
+            except (TypeError, ValueError):
+                raise ValueError(f"terms: expected a tuple of covariate index tuples, got {self.terms!r}") from None
+            if not subsets or any(not t or min(t) < 0 or len(set(t)) != len(t) for t in subsets):
+                raise ValueError(f"terms: expected non-empty tuples of distinct indices >= 0, got {self.terms!r}")
+            object.__setattr__(self, "terms", terms.closure(subsets))
         if self.statistics not in ("auto", *statistics.STATISTICS):
             raise ValueError(f"statistics: expected 'auto', 'gram' or 'qr', got {self.statistics!r}")
         if self.score not in scores.SCORES:
@@ -134,6 +148,11 @@ class SSANOVA(protocol.Estimator):
 
     def structure(self, d: int) -> terms.Structure:
         """The term structure for d covariates."""
+        if self.terms is not None:
+            top = max(max(t) for t in self.terms)
+            if top >= d:
+                raise ValueError(f"terms: covariate index {top} given, but x has d = {d} columns")
+            return terms.build(self.marginals_for(d), self.order, self.terms)
         if self.order > d:
             raise ValueError(f"order: expected 1 <= order <= d = {d} (columns of x), got {self.order}")
         return terms.build(self.marginals_for(d), self.order)
@@ -212,6 +231,31 @@ class SSANOVA(protocol.Estimator):
                 raise ValueError(f"weights: expected at least {q + structure.m} rows of positive (non-zero) weight, "
                                  f"got {int(jnp.sum(weights > 0))}")
         return (x, y) if weights is None else (x, y, weights)
+
+    @classmethod
+    def from_formula(cls, formula: str, data, **options):
+        """(model, x, y) from a gss/mgcv-style formula (``kcascade.formula``)
+        on a pandas DataFrame: ``x`` the DataFrame of the formula's
+        covariates in order, ``y`` the response column, and the model with
+        those terms, marginals and domains (``options``: other SSANOVA
+        fields, e.g. score). Then ``model.fit(x, y, key=key)``."""
+        from kcascade import formula as formulas
+        parsed = formulas.parse(formula)
+        if not frames.is_frame(data):
+            raise ValueError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
+        missing = [c for c in (parsed.response, *parsed.columns) if c not in data.columns]
+        if missing:
+            raise ValueError(f"data: formula names columns {missing} that are not in the data; "
+                             f"columns are {list(data.columns)}")
+        for key in ("terms", "marginals", "domains", "order"):
+            if key in options:
+                raise ValueError(f"{key}: set by the formula; leave it out")
+        x = data[list(parsed.columns)]
+        _, cols = frames.split(x.iloc[:1])
+        marginals = tuple(kind or ("nominal" if cols.levels[v] is not None else "cubic")
+                          for v, kind in enumerate(parsed.kinds))
+        model = cls(order=1, marginals=marginals, domains=parsed.domains, terms=parsed.subsets, **options)
+        return model, x, data[parsed.response]
 
     def for_columns(self, columns):
         """This model for a DataFrame's columns (``frames.Columns``): each
