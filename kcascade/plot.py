@@ -105,9 +105,14 @@ def effects(fit, terms=None, *, truth=None, level: float = 0.95, n_grid: int = 1
                 ax.errorbar(g, mean, yerr=_Z[level] * se, fmt="o", capsize=4, label=f"fit, {level:.0%} band")
                 ax.set_xticks(g, [str(a) for a in _levels(fit, v)])
             else:
-                ax.fill_between(g, mean - _Z[level] * se, mean + _Z[level] * se, alpha=0.35, color="C0",
-                                label=f"{level:.0%} band")
-                ax.plot(g, mean, "C0-", lw=2, label="fit")
+                half = _Z[level] * se
+                # the band's edges are drawn as lines too: at large n it is
+                # thinner than the curve, and its width is given in the legend
+                ax.fill_between(g, mean - half, mean + half, alpha=0.35, color="C0",
+                                label=f"{level:.0%} band (half-width <= {np.max(half):.2g})")
+                ax.plot(g, mean - half, "C0:", lw=0.8)
+                ax.plot(g, mean + half, "C0:", lw=0.8)
+                ax.plot(g, mean, "C0-", lw=1.2, label="fit")
             if label in truth:
                 ax.plot(g, np.asarray(truth[label](g)), "k--", lw=1.2, label="truth")
             ax.set_xlabel(names[v])

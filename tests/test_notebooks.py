@@ -1,6 +1,7 @@
 """The notebooks run top to bottom (small sizes). Slow: the two take ~90 s
-on 2 cores, most of it compiling programs the other tests compile too; the
-API tour (test_api) keeps the README's code in the default run."""
+on 2 cores, most of it compiling programs the other tests compile too. The
+committed notebooks hold the outputs of a full-size run
+(``python notebooks/execute.py notebooks/*.ipynb``)."""
 import json
 import os
 
