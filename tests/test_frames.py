@@ -115,7 +115,7 @@ def test_fit_keeps_columns_through_jit(fitted):
 
 
 def test_save_and_load_round_trip(fitted, tmp_path):
-    df, x, _, fit, plain = fitted
+    df, x, y, fit, plain = fitted
     for f, rows in ((fit, df), (plain, x)):
         path = f.save(tmp_path / "fit")
         again = kc.load(path)
@@ -126,6 +126,19 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     again = kc.load(kde.save(tmp_path / "kde.npz"))
     np.testing.assert_array_equal(np.asarray(again.log_density(x[:7, :3])), np.asarray(kde.log_density(x[:7, :3])))
     assert again.data.shape == x[:, :3].shape
+    # a cascade (student, teacher, stages, law, timings) and a network fit
+    res = kc.cascade(MODEL, df, y, key=jax.random.key(0), n_student=400, students=1)
+    back = kc.load(res.save(tmp_path / "cascade"))
+    assert [(s.n, s.capacity) for s in back.stages] == [(s.n, s.capacity) for s in res.stages]
+    np.testing.assert_array_equal(np.asarray(back.stages[0].hyper.log_theta), np.asarray(res.stages[0].hyper.log_theta))
+    assert back.law == res.law and back.timings == res.timings
+    np.testing.assert_array_equal(np.asarray(back.teacher.predict(df)), np.asarray(res.teacher.predict(df)))
+    from kcascade import nets
+    net = nets.NetRegressor(width=8, select_width=8, epochs=1, lr_grid=(1e-2,), wd_grid=(1e-4,)).fit(
+        x[:, :3], y, key=jax.random.key(0))
+    net_back = kc.load(net.save(tmp_path / "net"))
+    assert net_back.net == net.net and net_back.model == net.model and net_back.n == net.n
+    np.testing.assert_array_equal(np.asarray(net_back.predict(x[:9, :3])), np.asarray(net.predict(x[:9, :3])))
     np.savez(tmp_path / "other.npz", a=x)
     with pytest.raises(ValueError, match="is not a kcascade fit file"):
         kc.load(tmp_path / "other.npz")

@@ -91,6 +91,12 @@ class CascadeFit:
         teacher = self.teacher.summary(x) if hasattr(self.teacher, "summary") else None
         return CascadeSummary("\n".join(lines), teacher)
 
+    def save(self, path) -> str:
+        """Write the cascade (student, teacher, stages, law, timings) to ``path``
+        (.npz + JSON, no pickle); ``kc.load`` reads it."""
+        from kcascade import persist
+        return persist.save(self, path)
+
     @property
     def n(self) -> int:
         """Rows of the teacher."""

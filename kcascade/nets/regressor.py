@@ -198,6 +198,11 @@ class NetFit(protocol.Fit):
         x_new = checks.query_rows(x_new, self.x_mean.shape[0], self.x_mean.dtype)
         return self.net.apply(self.params, (x_new - self.x_mean) / self.x_sd)[:, 0]
 
+    def save(self, path) -> str:
+        """Write this fit to ``path`` (.npz + JSON, no pickle); ``kc.load`` reads it."""
+        from kcascade import persist
+        return persist.save(self, path)
+
     def evaluate(self, x_new):
         """(m,) the network's predictions (the protocol's name for ``predict``)."""
         return self.predict(x_new)
