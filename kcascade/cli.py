@@ -14,9 +14,7 @@ import time
 
 import jax
 
-
-def _say(msg):
-    print(f"[kcascade] {msg}", file=sys.stderr, flush=True)
+from kcascade.progress import say
 
 
 def fit_main(argv):
@@ -68,7 +66,7 @@ def fit_main(argv):
         y = frame[args.y].to_numpy(dtype=float)
         model = kc.SSANOVA(order=min(args.order, len(names)))
     key = jax.random.key(args.seed)
-    _say(f"{len(frame)} rows, response {args.y!r}, covariates {names}; "
+    say(f"{len(frame)} rows, response {args.y!r}, covariates {names}; "
          f"{'cascade' if args.cascade else 'full-sample selection'}; the first fit of a shape compiles (~10 s)")
     t0 = time.perf_counter()
     if args.cascade:
@@ -78,13 +76,13 @@ def fit_main(argv):
     else:
         fit = jax.block_until_ready(model.fit(x, y, key=key, progress=True))
         print(fit.summary(x))
-    _say(f"fitted in {time.perf_counter() - t0:.1f} s")
+    say(f"fitted in {time.perf_counter() - t0:.1f} s")
     prefix = args.out or args.csv.rsplit(".", 1)[0]
     mean, se = fit.predict(x, se=True)
     pd.DataFrame({args.y: y, "fitted": mean, "se": se}).to_csv(f"{prefix}_predictions.csv", index=False)
     fig = kc.plot.effects(fit)
     fig.savefig(f"{prefix}_effects.png", dpi=100)
-    _say(f"wrote {prefix}_predictions.csv and {prefix}_effects.png")
+    say(f"wrote {prefix}_predictions.csv and {prefix}_effects.png")
 
 
 def main(argv=None):

@@ -11,9 +11,8 @@ columns). Covered: ``SSANOVAFit``, ``KDEFit``, ``nets.NetFit`` and
 the file is executed on loading: types are looked up in a fixed table
 (``_types``), so a file cannot name arbitrary code.
 
-A KDE fit is made of its training rows, so its file holds them (``data``);
-the JSON's ``stores_data`` entry says so, as do ``save``'s docstring and the
-fit's ``repr``.
+A KDE fit is made of its training rows, so its file holds them (``data``),
+as ``save``'s docstring and the fit's ``repr`` say.
 """
 from __future__ import annotations
 
