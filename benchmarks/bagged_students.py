@@ -2,13 +2,16 @@
 full-sample selection, on the selection test bed's truths.
 
   python benchmarks/bagged_students.py [--quick] [--n 10000] [--seeds 1]
-      [--cases sine3 friedman4 ...]
+      [--cases sine3 friedman4 ...] [--extras] [--tag NAME]
 
 For each case and seed: test MSE (against the true function) of full
 selection and of the KCas teacher with B students (n_s = ceil(100 n^1/4)
-each), and their warm seconds. Prints per-case rows and the median and worst
-ratio to full selection per B; writes results/bagged_students[_quick].json
-and .png.
+each), and their warm seconds; the seconds of one teacher fit at fixed
+hyperparameters (``teacher_s``), so that ``B{b}_cost`` = cascade seconds /
+teacher seconds. ``--extras``: also the default cascade (B = 3) with
+``teacher_lambda="select"`` (``sel_*``) and with ``refine=3`` (``ref3_*``).
+Prints per-case rows and the median and worst ratio to full selection per
+method; writes results/bagged_students[_quick][_TAG].json and .png.
 """
 from __future__ import annotations
 
@@ -41,37 +44,51 @@ def main():
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--students", type=int, nargs="*", default=[1, 3, 5])
     ap.add_argument("--cases", nargs="*", default=CASES, choices=list(bed.CASES))
+    ap.add_argument("--extras", action="store_true", help="teacher_lambda='select' and refine=3 at B = 3")
+    ap.add_argument("--tag", default="", help="suffix of the result files")
     args = ap.parse_args()
     if args.quick:
         args.n, args.cases = 5000, CASES[:3]
+    name_out = "bagged_students" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     rows = []
     for name in args.cases:
         model = bed.model_of(name)
         for seed in range(args.seeds):
             x, y, xt, ft = bed.data(name, "low", seed, args.n)
             key = jax.random.key(seed)
-            model.fit(x, y, key=key)
+            common.timed(model.fit, x, y, key=key)      # warm-up: compiles
             full, s_full = common.timed(model.fit, x, y, key=key)
             row = dict(case=name, n=args.n, seed=seed, full_mse=bed.mse_of(full, xt, ft), full_s=s_full)
-            for b in args.students:
-                kc.cascade(model, x, y, key=key, students=b)
-                res, s = common.timed(kc.cascade, model, x, y, key=key, students=b)
-                row[f"B{b}_ratio"] = bed.mse_of(res.teacher, xt, ft) / row["full_mse"]
-                row[f"B{b}_s"] = s
+            methods = {f"B{b}": dict(students=b) for b in args.students}
+            if args.extras:
+                methods.update(sel=dict(students=3, teacher_lambda="select"), ref3=dict(students=3, refine=3))
+            for label, options in methods.items():
+                common.timed(kc.cascade, model, x, y, key=key, **options)      # warm-up
+                res, s = common.timed(kc.cascade, model, x, y, key=key, **options)
+                row[f"{label}_ratio"] = bed.mse_of(res.teacher, xt, ft) / row["full_mse"]
+                row[f"{label}_s"] = s
+            common.timed(model.fit, x, y, key=key, hyper=res.hyper_teacher)     # warm-up
+            _, row["teacher_s"] = common.timed(model.fit, x, y, key=key, hyper=res.hyper_teacher)
+            for label in methods:
+                row[f"{label}_cost"] = row[f"{label}_s"] / row["teacher_s"]
             rows.append(row)
             common.print_table([row], list(row))
-    summary = [dict(B=b, ratio_median=float(np.median([r[f"B{b}_ratio"] for r in rows])),
-                    ratio_worst=float(max(r[f"B{b}_ratio"] for r in rows)),
-                    seconds_median=float(np.median([r[f"B{b}_s"] for r in rows])),
+            common.save(name_out, dict(machine=common.machine(), args=vars(args), rows=rows, partial=True))
+    labels = [f"B{b}" for b in args.students] + (["sel", "ref3"] if args.extras else [])
+    summary = [dict(method=m, ratio_median=float(np.median([r[f"{m}_ratio"] for r in rows])),
+                    ratio_worst=float(max(r[f"{m}_ratio"] for r in rows)),
+                    seconds_median=float(np.median([r[f"{m}_s"] for r in rows])),
+                    cost_median=float(np.median([r[f"{m}_cost"] for r in rows])),
+                    cost_worst=float(max(r[f"{m}_cost"] for r in rows)),
                     full_seconds_median=float(np.median([r["full_s"] for r in rows])))
-               for b in args.students]
+               for m in labels]
     print(f"\nmachine: {common.machine()}")
     common.print_table(summary, list(summary[0]))
-    path = common.save("bagged_students" + ("_quick" if args.quick else ""),
+    path = common.save(name_out,
                        dict(machine=common.machine(), args=vars(args), rows=rows, summary=summary))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, b in enumerate(args.students):
-        ax.plot(np.arange(len(rows)) + 0.1 * i, [r[f"B{b}_ratio"] for r in rows], "o", label=f"B = {b}")
+    for i, m in enumerate(labels):
+        ax.plot(np.arange(len(rows)) + 0.1 * i, [r[f"{m}_ratio"] for r in rows], "o", label=m)
     ax.axhline(1.0, color="k", lw=0.8); ax.axhline(1.3, color="r", lw=0.8)
     ax.set_xticks(range(len(rows)), [r["case"] for r in rows], rotation=45, fontsize=7)
     ax.set(ylabel="KCas teacher MSE / full selection's", title=f"n = {args.n}"); ax.legend()

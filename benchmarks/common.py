@@ -1,6 +1,14 @@
-"""Shared benchmark plumbing: timing, the gss runner, table/JSON/PNG output."""
+"""Shared benchmark plumbing: timing, the gss runner, table/JSON/PNG output.
+
+Every timed call and every R run is a progress phase (``kcascade.progress``):
+a line on stderr when it starts, one every 5 s while it runs, and one with its
+seconds when it ends, so no benchmark is silent for long. The estimators'
+own progress option stays off in timed calls, so that the programs timed are
+the ones a library user runs.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,6 +18,8 @@ import time
 
 import jax
 import numpy as np
+
+from kcascade import progress
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 R_DIR = os.path.join(os.path.dirname(__file__), "r")
@@ -21,11 +31,37 @@ def machine() -> str:
     return f"{dev.platform}:{dev.device_kind} ({os.cpu_count()} cores, {cpu})"
 
 
-def timed(fn, *args, **kwargs):
-    """(result, seconds) with the result blocked on."""
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args, **kwargs))
-    return out, time.perf_counter() - t0
+class Watch:
+    """Seconds of a ``stopwatch`` block, set when the block ends."""
+    seconds: float = float("nan")
+
+
+@contextlib.contextmanager
+def stopwatch(label: str):
+    """``with stopwatch("gss on 5000 rows") as w: ...``; then ``w.seconds``.
+    The block is a progress phase (start, still-running and done lines)."""
+    watch = Watch()
+    with progress.phase(label):
+        t0 = time.perf_counter()
+        try:
+            yield watch
+        finally:
+            watch.seconds = time.perf_counter() - t0
+
+
+def _label_of(fn, args) -> str:
+    """"SSANOVA.fit on 5000 rows": fn's name and the rows of its first array."""
+    name = (getattr(fn, "__qualname__", None) or repr(fn)).replace(".<locals>", "")
+    rows = next((a.shape[0] for a in args if getattr(a, "ndim", 0) >= 1), None)
+    return name if rows is None else f"{name} on {rows} rows"
+
+
+def timed(fn, *args, label: str | None = None, **kwargs):
+    """(result, seconds) with the result blocked on; a progress phase named
+    ``label`` (default: fn's name and the rows of its first array argument)."""
+    with stopwatch(label or _label_of(fn, args)) as w:
+        out = jax.block_until_ready(fn(*args, **kwargs))
+    return out, w.seconds
 
 
 def have_r_package(pkg: str) -> bool:
@@ -40,8 +76,9 @@ def write_csv(path, cols, names):
 
 def run_r(script, *args, timeout=600):
     """Run an R script from benchmarks/r; returns its key=value output lines as a dict."""
-    out = subprocess.run(["Rscript", os.path.join(R_DIR, script), *map(str, args)],
-                         capture_output=True, text=True, timeout=timeout, check=True)
+    with progress.phase(f"Rscript {script}"):
+        out = subprocess.run(["Rscript", os.path.join(R_DIR, script), *map(str, args)],
+                             capture_output=True, text=True, timeout=timeout, check=True)
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 

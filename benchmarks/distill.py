@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -76,13 +75,13 @@ def main():
     x, y, xt, yt = digits(args.n_train)
     x, xt, y, yt = jnp.asarray(x), jnp.asarray(xt), jnp.asarray(y), jnp.asarray(yt)
     tnet = nets.make_mlp(width=256, depth=2, out=10)
-    t0 = time.perf_counter()
     members = []
-    for m in range(members_n):
-        p = nets.init_params(tnet, jax.random.key(100 + m), x.shape[1])
-        members.append(nets.train(tnet, p, x, y, key=jax.random.key(200 + m), lr=3e-3, weight_decay=1e-2,
-                                  steps=teacher_steps, batch=64, loss="ce").params)
-    t_teacher = time.perf_counter() - t0
+    with common.stopwatch(f"{members_n} ensemble members") as watch:
+        for m in range(members_n):
+            p = nets.init_params(tnet, jax.random.key(100 + m), x.shape[1])
+            members.append(nets.train(tnet, p, x, y, key=jax.random.key(200 + m), lr=3e-3, weight_decay=1e-2,
+                                      steps=teacher_steps, batch=64, loss="ce").params)
+    t_teacher = watch.seconds
     member_acc = [accuracy(tnet, p, xt, yt) for p in members]
     ens_test = distill.ensemble_probs(jnp.stack([tnet.apply(p, xt) for p in members]))
     ens_acc = float(jnp.mean(jnp.argmax(ens_test, -1) == yt))
@@ -102,7 +101,7 @@ def main():
             p0, k = nets.init_params(snet, jax.random.key(s), x.shape[1]), jax.random.key(50 + s)
             if s == 0:
                 jax.block_until_ready(fn(p0, k))
-            trained, secs = common.timed(fn, p0, k)
+            trained, secs = common.timed(fn, p0, k, label=f"{name} seed {s}")
             rows.append(dict(method=name, seed=s, accuracy=accuracy(snet, trained.params, xt, yt), seconds=secs))
             common.print_table(rows[-1:], list(rows[-1]))
     hard = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "hard"}

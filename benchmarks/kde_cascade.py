@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import jax
 
@@ -73,34 +72,35 @@ def run_method(name, x, xt):
         else:
             def fn():
                 return kc.cascade(model, x, key=jax.random.key(0)).teacher
-        t0 = time.perf_counter()
-        fit = jax.block_until_ready(fn())
-        first = time.perf_counter() - t0
+        with common.stopwatch(f"{name} on {x.shape[0]} rows, first call") as watch:
+            fit = jax.block_until_ready(fn())
+        first = watch.seconds
         if x.shape[0] > COLD_ONLY and name.startswith("kc_full"):
             return np.asarray(fit.log_density(xt)), first, None
-        fit, warm = common.timed(fn)
+        fit, warm = common.timed(fn, label=f"{name} on {x.shape[0]} rows, warm")
         return np.asarray(fit.log_density(xt)), warm, first - warm
-    t0 = time.perf_counter()
+    with common.stopwatch(f"{name} on {x.shape[0]} rows") as watch:     # fitting only, as the peers' times
+        if name == "sk_grid":
+            from sklearn.model_selection import GridSearchCV
+            from sklearn.neighbors import KernelDensity
+            mu, sd = x.mean(0), x.std(0)
+            n, d = x.shape
+            grid = np.exp(np.linspace(np.log(0.05), np.log(2.0), 20)) * n ** (-1 / (d + 4)) * 3
+            gs = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": grid}, cv=5, n_jobs=1)
+            gs.fit((x - mu) / sd)
+        elif name.startswith("sm_cvml"):
+            from statsmodels.nonparametric.kernel_density import EstimatorSettings, KDEMultivariate
+            settings = EstimatorSettings(efficient=True) if name == "sm_cvml_eff" else None
+            kde = KDEMultivariate(x, var_type="c" * x.shape[1], bw="cv_ml", defaults=settings)
+        elif name == "scipy_scott":
+            from scipy.stats import gaussian_kde
+            kde = gaussian_kde(x.T)
+    secs = watch.seconds
     if name == "sk_grid":
-        from sklearn.model_selection import GridSearchCV
-        from sklearn.neighbors import KernelDensity
-        mu, sd = x.mean(0), x.std(0)
-        n, d = x.shape
-        grid = np.exp(np.linspace(np.log(0.05), np.log(2.0), 20)) * n ** (-1 / (d + 4)) * 3
-        gs = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": grid}, cv=5, n_jobs=1)
-        gs.fit((x - mu) / sd)
-        secs = time.perf_counter() - t0
         ld = gs.best_estimator_.score_samples((xt - mu) / sd) - np.sum(np.log(sd))
     elif name.startswith("sm_cvml"):
-        from statsmodels.nonparametric.kernel_density import EstimatorSettings, KDEMultivariate
-        settings = EstimatorSettings(efficient=True) if name == "sm_cvml_eff" else None
-        kde = KDEMultivariate(x, var_type="c" * x.shape[1], bw="cv_ml", defaults=settings)
-        secs = time.perf_counter() - t0
         ld = np.log(np.maximum(kde.pdf(xt), 1e-300))
-    elif name == "scipy_scott":
-        from scipy.stats import gaussian_kde
-        kde = gaussian_kde(x.T)
-        secs = time.perf_counter() - t0
+    else:
         ld = kde.logpdf(xt.T)
     return ld, secs, None
 

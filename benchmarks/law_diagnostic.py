@@ -40,7 +40,8 @@ def main():
     rows = []
     for name in cases:
         x, y, _, _ = bed.data(name, "low", 0, n)
-        emp = kc.laws.empirical(bed.model_of(name), x, y, key=jax.random.key(3), reps=args.reps)
+        with common.stopwatch(f"empirical law on {name}, n = {n}"):
+            emp = kc.laws.empirical(bed.model_of(name), x, y, key=jax.random.key(3), reps=args.reps)
         inside = emp.interval[0] <= emp.reference <= emp.interval[1]
         rows.append(dict(case=name, n=n, exponent=float(emp.exponent), lo=float(emp.interval[0]),
                          hi=float(emp.interval[1]), theory=float(emp.reference), theory_inside=bool(inside)))

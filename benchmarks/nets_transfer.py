@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -80,25 +79,25 @@ def one_seed(seed, n, width, student_width, epochs, eval_every):
 
     # grid search at full width, and at the student width (muP), on all rows; teacher refitted once
     for name, selector, w in (("grid", model, width), ("width", narrow, student_width)):
-        t0 = time.perf_counter()
-        sel = selector.fit(x, y, key=key)
-        t_sel = time.perf_counter() - t0
+        with common.stopwatch(f"{name} selection at width {w}") as watch:
+            sel = selector.fit(x, y, key=key)
+        t_sel = watch.seconds
         teacher = model.fit(x, y, key=key, hyper=sel.hyper)
         out[name] = dict(hyper=sel.hyper, loss=score(teacher), tune_flops=selection_flops(selector, w, n, d),
                          tune_s=t_sel)
     # the cascade with the default law (copy), student on n/4 rows
-    t0 = time.perf_counter()
-    res = kc.cascade(narrow, x, y, key=jax.random.fold_in(key, 4), n_student=n // 4)
-    t_casc = time.perf_counter() - t0 - res.timings["teacher"]
+    with common.stopwatch("cascade, copy law") as watch:
+        res = kc.cascade(narrow, x, y, key=jax.random.fold_in(key, 4), n_student=n // 4)
+    t_casc = watch.seconds - res.timings["teacher"]
     out["kcas"] = dict(hyper=res.hyper_teacher, loss=score(res.teacher),
                        tune_flops=selection_flops(narrow, student_width, n // 4, d), tune_s=t_casc)
     # the cascade with an empirical law on a ladder
     ladder = (n // 16, n // 8, n // 4)
-    t0 = time.perf_counter()
-    fitted = kc.laws.empirical(narrow, x, y, key=jax.random.fold_in(key, 3), sizes=ladder, reps=2)
-    law = fitted.or_reference()
-    res_emp = kc.cascade(narrow, x, y, key=jax.random.fold_in(key, 4), law=law, n_student=n // 4)
-    t_casc = time.perf_counter() - t0 - res_emp.timings["teacher"]
+    with common.stopwatch("cascade, empirical law") as watch:
+        fitted = kc.laws.empirical(narrow, x, y, key=jax.random.fold_in(key, 3), sizes=ladder, reps=2)
+        law = fitted.or_reference()
+        res_emp = kc.cascade(narrow, x, y, key=jax.random.fold_in(key, 4), law=law, n_student=n // 4)
+    t_casc = watch.seconds - res_emp.timings["teacher"]
     flops = sum(2 * selection_flops(narrow, student_width, s, d) for s in ladder)
     flops += selection_flops(narrow, student_width, n // 4, d)
     out["kcas_emp"] = dict(hyper=res_emp.hyper_teacher, loss=score(res_emp.teacher), tune_flops=flops, tune_s=t_casc,

@@ -162,7 +162,8 @@ def main():
         cmd += ["--float32"] if args.float32 else []
         cmd += ["--cascade-default-q"] if args.cascade_default_q else []
         t0 = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        with common.stopwatch(f"child process at n = {n}"):
+            out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:])
             raise SystemExit(f"child n = {n} failed")

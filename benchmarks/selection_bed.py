@@ -185,7 +185,8 @@ def run(args):
                     common.print_table([row], list(row))
             if args.keys > 1:
                 x, y, xt, ft = data(name, args.noise[0], 0, n)
-                m = [mse_of(model.fit(x, y, key=jax.random.key(100 + i)), xt, ft) for i in range(args.keys)]
+                m = [mse_of(common.timed(model.fit, x, y, key=jax.random.key(100 + i))[0], xt, ft)
+                     for i in range(args.keys)]
                 keyrows.append(dict(case=name, n=n, key_min=min(m), key_max=max(m), key_ratio=max(m) / min(m)))
                 common.print_table([keyrows[-1]], list(keyrows[-1]))
     return rows, keyrows

@@ -43,14 +43,14 @@ def _spin(stop):
 
 def warm_seconds(model, x, y, reps):
     key = jax.random.key(0)
-    t0 = time.perf_counter()
-    jax.block_until_ready(model.fit(x, y, key=key))
-    first = time.perf_counter() - t0
+    with common.stopwatch(f"first fit on {x.shape[0]} rows") as watch:
+        jax.block_until_ready(model.fit(x, y, key=key))
+    first = watch.seconds
     times = []
     for r in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(model.fit(x, y, key=jax.random.key(r)))
-        times.append(time.perf_counter() - t0)
+        with common.stopwatch(f"warm fit {r + 1} of {reps}") as watch:
+            jax.block_until_ready(model.fit(x, y, key=jax.random.key(r)))
+        times.append(watch.seconds)
     return first - float(np.median(times)), float(np.median(times)), float(max(times))
 
 
@@ -69,7 +69,8 @@ print("seconds=%.4f" % (time.perf_counter() - t0))
 
 
 def cold_cascade(cache):
-    out = subprocess.run([sys.executable, "-c", COLD, cache], capture_output=True, text=True, check=True)
+    with common.stopwatch("cold cascade in a fresh process"):
+        out = subprocess.run([sys.executable, "-c", COLD, cache], capture_output=True, text=True, check=True)
     return float(dict(l.split("=") for l in out.stdout.split() if "=" in l)["seconds"])
 
 

@@ -88,9 +88,10 @@ def cold(method, n):
         return None, None
     with tempfile.TemporaryDirectory() as cache:
         out = []
-        for _ in range(2):
-            run = subprocess.run([sys.executable, __file__, "--cold-one", method, str(n)], capture_output=True,
-                                 text=True, timeout=3600, env=dict(os.environ, KCASCADE_CACHE=cache))
+        for cache_state in ("empty cache", "filled cache"):
+            with common.stopwatch(f"cold {method} at n = {n} in a fresh process, {cache_state}"):
+                run = subprocess.run([sys.executable, __file__, "--cold-one", method, str(n)], capture_output=True,
+                                     text=True, timeout=3600, env=dict(os.environ, KCASCADE_CACHE=cache))
             out.append(json.loads(run.stdout.strip().splitlines()[-1])["seconds"])
     return tuple(out)
 
@@ -153,10 +154,10 @@ def run_sizes(sizes, reps, peers, do_cold, history=None, methods=KC_METHODS):
                     hyper = None
                     if method == "teacher":
                         hyper = next(r["hyper"] for r in rows if r.get("method") == "kcas" and r["n"] == n and r["rep"] == rep)
-                    t0 = time.perf_counter()
-                    fit, info = kc_call(method, x, y, key, hyper)
-                    jax.block_until_ready(fit)
-                    row["warm_s"] = time.perf_counter() - t0
+                    with common.stopwatch(f"{method} at n = {n}, rep {rep}") as watch:
+                        fit, info = kc_call(method, x, y, key, hyper)
+                        jax.block_until_ready(fit)
+                    row["warm_s"] = watch.seconds
                     if guess > ONE_REP_S:
                         row["includes_compile"] = True
                     pred = np.asarray(fit.predict(xt))
@@ -193,10 +194,10 @@ def diamonds(peers):
     for method in ("full", "kcas") + tuple(p for p in peers if p == "mgcv"):
         if method in ("full", "kcas"):
             for attempt in ("warm-up", "timed"):
-                t0 = time.perf_counter()
-                fit, info = kc_call(method, x[tr], y[tr], jax.random.key(0))
-                jax.block_until_ready(fit)
-                secs = time.perf_counter() - t0
+                with common.stopwatch(f"{method} ({attempt})") as watch:
+                    fit, info = kc_call(method, x[tr], y[tr], jax.random.key(0))
+                    jax.block_until_ready(fit)
+                secs = watch.seconds
             pred = np.asarray(fit.predict(x[te]))
         else:
             pred, secs = peer("mgcv_ti.R", x[tr], y[tr], x[te])

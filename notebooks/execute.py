@@ -5,7 +5,9 @@ what they print and draw. No Jupyter needed.
     python notebooks/execute.py notebooks/cascade.ipynb [more.ipynb ...]
 
 Each code cell runs in one shared namespace; printed text becomes a stream
-output, every open matplotlib figure becomes a PNG (72 dpi) and is closed.
+output (stdout, and stderr with kcascade's progress lines, which are also
+shown on this terminal as they come), every open matplotlib figure becomes a
+PNG (72 dpi) and is closed.
 """
 from __future__ import annotations
 
@@ -24,6 +26,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 DPI = 72
 
 
+class _Tee(io.StringIO):
+    """Keeps what is written and passes it on to ``stream``."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text):
+        self.stream.write(text)
+        return super().write(text)
+
+
 def run(path: str) -> float:
     nb = json.load(open(path))
     namespace = {"__name__": "__notebook__"}
@@ -33,12 +47,13 @@ def run(path: str) -> float:
         if cell["cell_type"] != "code":
             continue
         count += 1
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        out, err = io.StringIO(), _Tee(sys.stderr)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             exec(compile("".join(cell["source"]), f"{path}[cell {count}]", "exec"), namespace)
         outputs = []
-        if out.getvalue():
-            outputs.append(dict(output_type="stream", name="stdout", text=out.getvalue().splitlines(keepends=True)))
+        for name, buf in (("stderr", err), ("stdout", out)):
+            if buf.getvalue():
+                outputs.append(dict(output_type="stream", name=name, text=buf.getvalue().splitlines(keepends=True)))
         for num in plt.get_fignums():
             buf = io.BytesIO()
             plt.figure(num).savefig(buf, format="png", dpi=DPI, bbox_inches="tight")

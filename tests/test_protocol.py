@@ -35,13 +35,13 @@ def _args(name, data):
 
 
 def test_declared_capabilities_are_known():
-    assert len(UNSUPPORTED) == 11
+    assert len(UNSUPPORTED) == 9
     for model in ESTIMATORS.values():
         assert isinstance(model, protocol.Estimator)
         assert model.capabilities <= set(protocol.CAPABILITIES)
     assert ESTIMATORS["SSANOVA"].capabilities == {"init", "refine", "scale_search", "mesh", "progress"}
-    assert ESTIMATORS["KDE"].capabilities == {"init"}
-    assert ESTIMATORS["NetRegressor"].capabilities == {"warm_start"}
+    assert ESTIMATORS["KDE"].capabilities == {"init", "progress"}
+    assert ESTIMATORS["NetRegressor"].capabilities == {"warm_start", "progress"}
 
 
 UNSUPPORTED = [(name, option) for name, model in ESTIMATORS.items() for option, (_, cap) in OPTIONS.items()
@@ -76,11 +76,14 @@ def test_supported_options_work(data, capfd):
     with pytest.raises(ValueError, match=r"refine with mesh: SSANOVA does not support"):
         kc.cascade(SS, x, y, key=KEY, refine=1, mesh=jax.make_mesh((1,), ("data",)))
     # KDE: multi-stage, the second stage starting from the first
-    kres = kc.cascade(kc.KDE(), x, key=KEY, stages=(100, 200))
+    kres = kc.cascade(kc.KDE(), x, key=KEY, stages=(100, 200), progress=True)
     assert [s.n for s in kres.stages] == [100, 200] and kres.stages[0].capacity is None
     # network: the teacher grown from the student
-    nres = kc.cascade(NET, x, y, key=KEY, n_student=100, warm_start=True)
+    nres = kc.cascade(NET, x, y, key=KEY, n_student=100, warm_start=True, progress=True)
     assert nres.teacher.n == 400 and nres.n_student == 100
+    err = capfd.readouterr().err
+    assert "[kcascade] KDE on 400 rows: fixed bandwidths: done in" in err
+    assert "[kcascade] network on 400 rows: training at fixed hyperparameters: done in" in err
     # one-screen reprs (the dataclass default printed every array: ~51,000 characters)
     for r in (res, kres, nres):
         assert len(repr(r)) < 500 and repr(r).startswith("CascadeFit(n=400, students=[") and "teacher=" in repr(r)

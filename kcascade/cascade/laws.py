@@ -5,13 +5,14 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from kcascade import checks, protocol
+from kcascade import checks, progress as progress_lines, protocol
 from kcascade.scaling import Law, fit_power, kde, power, smoothing_spline, student_size
 
 __all__ = ["Law", "empirical", "fit_power", "kde", "power", "smoothing_spline", "student_size"]
 
 
-def empirical(model, x, y=None, *, key, sizes=None, reps: int = 2, reference=None) -> Law:
+def empirical(model, x, y=None, *, key, sizes=None, reps: int = 2, reference=None,
+              progress: bool = False) -> Law:
     """Estimate the scale exponent from selections at a ladder of student sizes.
 
     Each size gets ``reps`` independent subsamples; the selected scale
@@ -25,6 +26,7 @@ def empirical(model, x, y=None, *, key, sizes=None, reps: int = 2, reference=Non
         1/2, 1), kept at or above the fewest rows the model accepts.
       reps: subsamples per size.
       reference: theoretical exponent shown by ``plot``; default the model's own.
+      progress: a progress line on stderr for every selection of the ladder.
     Returns:
       A ``Law`` with the fitted exponent, its 95% interval and the ladder.
     """
@@ -47,7 +49,9 @@ def empirical(model, x, y=None, *, key, sizes=None, reps: int = 2, reference=Non
         for r in range(reps):
             k_sub, k_fit = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, i), r))
             idx = jax.random.choice(k_sub, n, (size,), replace=False)
-            fit = protocol.fit_with(model, x[idx], None if y is None else y[idx], key=k_fit)
+            with progress_lines.phase(f"ladder: selection {r + 1} of {reps} on {size} rows", on=bool(progress)):
+                fit = protocol.fit_with(model, x[idx], None if y is None else y[idx], key=k_fit)
+                fit = jax.block_until_ready(fit) if progress else fit
             ns.append(size)
             vals.append(float(model.scale_of(fit.hyper)))
     return fit_power(ns, vals, reference=reference, name=f"empirical({type(model).__name__})")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, compilation, frames, protocol, scaling, select
+from kcascade import checks, compilation, frames, progress as progress_lines, protocol, scaling, select
 
 _LOG_GRID = np.linspace(np.log(0.05), np.log(3.0), 25)
 _SELECTORS = ("lscv", "lcv", "scott", "silverman")
@@ -55,7 +55,7 @@ class KDE(protocol.Estimator):
 
     supervised: ClassVar[bool] = False
     randomized: ClassVar[bool] = False
-    capabilities: ClassVar[frozenset] = frozenset({"init"})
+    capabilities: ClassVar[frozenset] = frozenset({"init", "progress"})
 
     def __post_init__(self):
         if self.kernel != "gaussian":
@@ -96,7 +96,7 @@ class KDE(protocol.Estimator):
         return x, None
 
     def fit(self, x, *, hyper: KDEHyper | None = None, init: KDEHyper | None = None,
-            bandwidth=None) -> "KDEFit":
+            bandwidth=None, progress: bool = False) -> "KDEFit":
         """Select the bandwidths (unless given) and return the fit.
 
         Args:
@@ -105,6 +105,7 @@ class KDE(protocol.Estimator):
             a scalar, positive, in the units of x.
           init: a starting point for the cross-validation refinement instead
             of the grid (e.g. transferred from a smaller sample).
+          progress: print progress lines on stderr (start, every 5 s, done).
         Returns:
           A ``KDEFit`` (a pytree).
         """
@@ -126,7 +127,10 @@ class KDE(protocol.Estimator):
             hyper = KDEHyper(jnp.asarray(hyper.log_bandwidth, dtype))
         if init is not None:
             init = KDEHyper(jnp.asarray(init.log_bandwidth, dtype))
-        return _fit_jit(self, x, hyper, init)
+        what = "fixed bandwidths" if hyper is not None else f"{self.selector} bandwidth selection"
+        with progress_lines.phase(f"KDE on {x.shape[0]} rows: {what}", on=bool(progress)):
+            out = _fit_jit(self, x, hyper, init)
+            return jax.block_until_ready(out) if progress else out
 
     def score_at(self, x, hyper: KDEHyper):
         """The selector's criterion at ``hyper`` (LSCV, or minus the mean LCV log likelihood)."""

@@ -327,11 +327,13 @@ class SSANOVA(protocol.Estimator):
         mesh = devices.auto_mesh(mesh)
         data = devices.on_mesh(mesh, *self.check_data(x, y, weights, hyper if hyper is not None else init))
         x, y, w = data if weights is not None else (*data, None)
+        n = x.shape[0]
         if mesh is None:
             x, y, w = _pad(x, y, w)
         what = ("one solve at the given smoothing parameters" if hyper is not None else
                 f"selection of {self.structure(x.shape[1]).k} smoothing parameters")
-        with progress_lines.phase(f"SS-ANOVA on {x.shape[0]} rows: {what}", on=bool(progress)):
+        rows = f"{n} rows" + (f" (padded to {x.shape[0]})" if x.shape[0] != n else "")
+        with progress_lines.phase(f"SS-ANOVA on {rows}: {what}", on=bool(progress)):
             fit = devices.local(jax.block_until_ready(
                 engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))))
         if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):

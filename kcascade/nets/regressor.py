@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, compilation, protocol, scaling
+from kcascade import checks, compilation, progress as progress_lines, protocol, scaling
 from kcascade.nets.mlp import MLP, check_net, evaluate, init_params, make_mlp, train, widen
 
 
@@ -64,7 +64,7 @@ class NetRegressor(protocol.Estimator):
 
     supervised: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
-    capabilities: ClassVar[frozenset] = frozenset({"warm_start"})
+    capabilities: ClassVar[frozenset] = frozenset({"warm_start", "progress"})
 
     def __post_init__(self):
         check_net(self.width, self.depth, 1, self.activation, self.parametrization, self.base_width)
@@ -111,7 +111,8 @@ class NetRegressor(protocol.Estimator):
         dtype = jnp.result_type(float)
         return jnp.asarray(x, dtype), jnp.asarray(y, dtype)
 
-    def fit(self, x, y, *, key, hyper: NetHyper | None = None, start: "NetFit | None" = None) -> "NetFit":
+    def fit(self, x, y, *, key, hyper: NetHyper | None = None, start: "NetFit | None" = None,
+            progress: bool = False) -> "NetFit":
         """Train (selecting the hyperparameters first unless ``hyper`` is given).
 
         Args:
@@ -119,12 +120,20 @@ class NetRegressor(protocol.Estimator):
           hyper: fixed (log lr, log weight decay): no selection, all rows train.
           start: a fitted ``NetFit`` (e.g. the cascade's student), widened to
             ``width`` by ``widen`` and trained further instead of a fresh init.
+          progress: print progress lines on stderr (start, every 5 s, done).
         Returns:
           A ``NetFit``; after selection ``grid_loss`` holds the validation loss of
           every (lr, weight decay) candidate, shape (len(lr_grid), len(wd_grid)).
         """
         checks.random_key(key)
         x, y = self.check_data(x, y)
+        what = "training at fixed hyperparameters" if hyper is not None else \
+            f"selection over {len(self.lr_grid) * len(self.wd_grid)} (lr, weight decay) candidates"
+        with progress_lines.phase(f"network on {x.shape[0]} rows: {what}", on=bool(progress)):
+            out = self._fit(x, y, key, hyper, start)
+            return jax.block_until_ready(out) if progress else out
+
+    def _fit(self, x, y, key, hyper, start):
         n, d = x.shape
         dtype = x.dtype
         mu, sd = jnp.mean(x, 0), jnp.std(x, 0)
