@@ -76,7 +76,7 @@ def write_csv(path, cols, names):
 
 def run_r(script, *args, timeout=600):
     """Run an R script from benchmarks/r; returns its key=value output lines as a dict."""
-    with progress.phase(f"Rscript {script}"):
+    with progress.phase(f"Rscript {script}", hint=""):
         out = subprocess.run(["Rscript", os.path.join(R_DIR, script), *map(str, args)],
                              capture_output=True, text=True, timeout=timeout, check=True)
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)

@@ -6,7 +6,7 @@ kcascade): every array of the fit under its field path (``hyper.log_theta``,
 ...), and one entry ``__kcascade__`` holding JSON: the format version, and
 for each field how to rebuild it (an array, a named tuple, a dict of arrays,
 a plain value, an estimator's or a network's configuration, DataFrame
-columns). Covered: ``SSANOVAFit``, ``KDEFit``, ``nets.NetFit`` and
+columns). Covered: ``SSANOVAFit``, ``GSSANOVAFit`` (binomial, Poisson), ``KDEFit``, ``nets.NetFit`` and
 ``CascadeFit`` (its student, teacher, stages, law and timings). Nothing in
 the file is executed on loading: types are looked up in a fixed table
 (``_types``), so a file cannot name arbitrary code.
@@ -32,12 +32,12 @@ _META_KEY = "__kcascade__"
 def _types():
     """The classes a file may name: fits, estimators, named tuples, others."""
     from kcascade.cascade.pipeline import CascadeFit, Stage
-    from kcascade.estimators import KDE, SSANOVA, Hyper, KDEFit, KDEHyper, SSANOVAFit
+    from kcascade.estimators import KDE, SSANOVA, GSSANOVAFit, Hyper, KDEFit, KDEHyper, SSANOVAFit
     from kcascade.frames import Columns
     from kcascade.nets.mlp import MLP
     from kcascade.nets.regressor import NetFit, NetHyper, NetRegressor
     from kcascade.scaling import Law
-    fits = {c.__name__: c for c in (SSANOVAFit, KDEFit, NetFit, CascadeFit)}
+    fits = {c.__name__: c for c in (SSANOVAFit, GSSANOVAFit, KDEFit, NetFit, CascadeFit)}
     configs = {c.__name__: c for c in (SSANOVA, KDE, NetRegressor, MLP, Law)}
     tuples = {c.__name__: c for c in (Hyper, KDEHyper, NetHyper, Stage)}
     return fits, configs, tuples, Columns
@@ -136,7 +136,7 @@ def _lookup(table, name):
 
 
 def save(fit, path) -> str:
-    """Write ``fit`` (an SSANOVAFit, KDEFit, NetFit or CascadeFit, not a
+    """Write ``fit`` (an SSANOVAFit, GSSANOVAFit, KDEFit, NetFit or CascadeFit, not a
     vmapped batch) to ``path`` (".npz" is appended when missing); returns
     the path written. A KDE fit's file holds its training rows."""
     kinds = _types()

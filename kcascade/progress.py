@@ -24,9 +24,11 @@ def say(message: str) -> None:
 
 
 @contextlib.contextmanager
-def phase(label: str, on: bool = True):
-    """``with phase("selection on 1190 rows", on=progress): ...``: a start line
-    and an end line with the seconds taken (nothing when ``on`` is false)."""
+def phase(label: str, on: bool = True, hint: str = "a first call compiles"):
+    """``with phase("selection on 1190 rows", on=progress): ...``: a start line,
+    "still running (s; hint)" every TICK seconds, and an end line with the
+    seconds taken (nothing when ``on`` is false). ``hint``: why it may take
+    long ("" for none)."""
     if not on:
         yield
         return
@@ -36,7 +38,7 @@ def phase(label: str, on: bool = True):
 
     def tick():
         while not stop.wait(TICK):
-            say(f"{label}: still running ({time.perf_counter() - t0:.0f} s; a first call compiles)")
+            say(f"{label}: still running ({time.perf_counter() - t0:.0f} s" + (f"; {hint})" if hint else ")"))
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()

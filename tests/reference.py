@@ -98,12 +98,13 @@ def dense_fit(kinds, order, u, y, z, levels, log_lambda, log_theta, weights=None
 
 
 def dense_scores(kinds, order, u, y, z, levels, log_lambda, log_theta, alpha):
-    """GCV and GML from the n x n hat matrix A = Z (Z'Z + n lambda P)^+ Z'.
+    """GCV, GML and UBR from the n x n hat matrix A = Z (Z'Z + n lambda P)^+ Z'.
 
     GCV = (RSS/n) / (1 - alpha tr A / n)^2 (Craven & Wahba 1979; gss's alpha).
     GML (Wahba 1985) = y'(I - A)y / det+(I - A)^(1/(n - m0)), with det+ the
     product of the n - m0 non-zero eigenvalues of I - A; returned on kcascade's
-    scale: log GML - log(n - m0).
+    scale: log GML - log(n - m0). UBR (Mallows' C_L with variance 1, gss's
+    method "u") = RSS/n + 2 alpha tr A / n.
     """
     n = len(y)
     zz, lt, _ = _penalized_system(kinds, order, u, z, levels, log_theta)
@@ -115,4 +116,5 @@ def dense_scores(kinds, order, u, y, z, levels, log_lambda, log_theta, alpha):
     nonzero = eig[eig > 1e-8]
     dof = len(nonzero)
     gml = np.log(y @ (y - hat @ y)) - np.log(dof) - np.sum(np.log(nonzero)) / dof
-    return gcv, gml
+    ubr = resid @ resid / n + 2 * alpha * np.trace(hat) / n
+    return gcv, gml, ubr

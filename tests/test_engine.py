@@ -93,7 +93,7 @@ def test_row_weights_match_dense_weighted_solve(case):
     np.testing.assert_allclose(np.asarray(weighted.predict(xs[0][:30])), expect, rtol=0, atol=1e-9 * np.abs(expect).max())
 
 
-@pytest.mark.parametrize("score", ["gcv", "gml"])
+@pytest.mark.parametrize("score", ["gcv", "gml", "ubr"])
 def test_scores_match_dense_hat_matrix(case, score):
     xs, ys, hyper = case
     model = kc.SSANOVA(order=ORDER, score=score)
@@ -101,9 +101,9 @@ def test_scores_match_dense_hat_matrix(case, score):
     for shift in (-3.0, 0.0, 2.0):
         h = hyper._replace(log_lambda=hyper.log_lambda + shift)
         fit = model.fit(xs[0], ys[0], key=key, hyper=h)
-        gcv, gml = reference.dense_scores(KINDS, ORDER, _scaled(fit, xs[0]), ys[0], np.asarray(fit.basis),
+        dense = reference.dense_scores(KINDS, ORDER, _scaled(fit, xs[0]), ys[0], np.asarray(fit.basis),
                                           [None] * 3, float(h.log_lambda), np.asarray(h.log_theta), model.alpha)
-        expect = gcv if score == "gcv" else gml
+        expect = dict(zip(("gcv", "gml", "ubr"), dense))[score]
         np.testing.assert_allclose(float(fit.score), expect, rtol=1e-7)
         np.testing.assert_allclose(float(model.score_at(xs[0], ys[0], h, key=key)), expect, rtol=1e-7)
 

@@ -56,7 +56,7 @@ def test_order():
 
 def test_unknown_marginal_and_settings():
     _raises(r"marginals: unknown marginal 'quintic'; expected one of", lambda: kc.SSANOVA(marginals="quintic"))
-    _raises(r"score: expected 'gcv' or 'gml', got 'aic'", lambda: kc.SSANOVA(score="aic"))
+    _raises(r"score: expected 'gcv', 'gml' or 'ubr', got 'aic'", lambda: kc.SSANOVA(score="aic"))
     _raises(r"alpha: expected a finite number > 0, got -1", lambda: kc.SSANOVA(alpha=-1))
     x, y = _xy(d=2)
     _raises(r"marginals: expected 2 entries", lambda: kc.SSANOVA(order=1, marginals=("cubic",)).fit(x, y, key=KEY))

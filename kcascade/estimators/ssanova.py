@@ -27,7 +27,7 @@ import numpy as np
 
 from kcascade import checks, devices, frames, kernels, progress as progress_lines, protocol, scaling
 from kcascade.anova import terms
-from kcascade.estimators import ssanova_engine as engine
+from kcascade.estimators import ssanova_engine as engine, ssanova_glm as glm
 from kcascade.estimators.ssanova_fit import Hyper
 from kcascade.linalg import scores, statistics
 
@@ -54,6 +54,10 @@ class SSANOVA(protocol.Estimator):
     Args:
       order: highest interaction order (1 = additive): every subset of at
         most ``order`` covariates is a term.
+      family: "gaussian" (default: penalized least squares), "binomial"
+        (logit link) or "poisson" (log link): penalized likelihood by IRLS,
+        each iteration a weighted Gaussian fit (``ssanova_glm``); the fit is
+        then a ``GSSANOVAFit``.
       terms: None, or the terms to fit instead: a tuple of covariate index
         tuples (``((0, 1), (2,))`` = x0, x1, x2 and x0:x1), closed under
         the hierarchy (a:b brings a and b); ``order`` is then ignored. A
@@ -63,7 +67,9 @@ class SSANOVA(protocol.Estimator):
       domains: None, or a tuple with one entry per covariate: None (data range
         widened 5% each side), (lo, hi), or for a nominal covariate the number
         of levels L. Periodic covariates need (lo, hi) = their exact period.
-      score: "gcv" (default) or "gml".
+      score: "gcv" (default), "gml", or "ubr" (unbiased risk with known
+        variance 1 per unit weight). Binomial and Poisson fits apply it to
+        each IRLS iteration's weighted pseudo-data.
       alpha: GCV inflation factor (1.4 as in gss; 1 is classical GCV).
       n_basis: number of random basis points q; default gss's rule
         ``default_n_basis`` at ``row_bucket(n)`` (n rounded up to one of 8
@@ -87,6 +93,7 @@ class SSANOVA(protocol.Estimator):
     """
 
     order: int = 2
+    family: str = "gaussian"
     marginals: tuple | str = "cubic"
     terms: tuple | None = None
     domains: tuple | None = None
@@ -100,13 +107,24 @@ class SSANOVA(protocol.Estimator):
 
     supervised: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
-    capabilities: ClassVar[frozenset] = frozenset({"init", "refine", "scale_search", "mesh", "progress"})
+    # capabilities: a property (the binomial and Poisson families differ)
     # three students: at n = 1e4 on 8 bed truths the teacher's test MSE over
     # full selection's went from median 1.08, worst 1.45 (one student) to
     # 1.005, 1.07 (benchmarks/bagged_students.py; five: 0.97, 1.08)
     default_students: ClassVar[int] = 3
 
+    @property
+    def capabilities(self) -> frozenset:
+        """Gaussian: init, refine, scale_search, mesh, progress. Binomial and
+        Poisson: init, warm_start (the student's eta starts the teacher's
+        IRLS), mesh, progress."""
+        if self.family == "gaussian":
+            return frozenset({"init", "refine", "scale_search", "mesh", "progress"})
+        return frozenset({"init", "warm_start", "mesh", "progress"})
+
     def __post_init__(self):
+        if self.family not in glm.FAMILIES:
+            raise ValueError(f"family: expected one of {glm.FAMILIES}, got {self.family!r}")
         if not isinstance(self.order, (int, np.integer)) or self.order < 1:
             raise ValueError(f"order: expected an integer >= 1, got {self.order!r}")
         if self.terms is not None:
@@ -120,7 +138,7 @@ class SSANOVA(protocol.Estimator):
         if self.statistics not in ("auto", *statistics.STATISTICS):
             raise ValueError(f"statistics: expected 'auto', 'gram' or 'qr', got {self.statistics!r}")
         if self.score not in scores.SCORES:
-            raise ValueError(f"score: expected 'gcv' or 'gml', got {self.score!r}")
+            raise ValueError(f"score: expected 'gcv', 'gml' or 'ubr', got {self.score!r}")
         if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
             raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
         if not (isinstance(self.stall_tol, (int, float)) and 0 <= self.stall_tol < math.inf):
@@ -227,9 +245,14 @@ class SSANOVA(protocol.Estimator):
             low = float(jnp.min(weights))
             if low < 0:
                 raise ValueError(f"weights: expected non-negative values, got a minimum of {low}")
+            if low <= 0 and self.family != "gaussian":
+                raise ValueError(f"weights: expected positive weights (trials or prior weights) for "
+                                 f"family={self.family!r}, got a minimum of {low}")
             if not float(jnp.sum(weights > 0)) >= q + structure.m:
                 raise ValueError(f"weights: expected at least {q + structure.m} rows of positive (non-zero) weight, "
                                  f"got {int(jnp.sum(weights > 0))}")
+        if self.family != "gaussian":
+            glm.check_response(self.family, y, jnp.ones_like(y) if weights is None else weights)
         return (x, y) if weights is None else (x, y, weights)
 
     @classmethod
@@ -284,7 +307,8 @@ class SSANOVA(protocol.Estimator):
 
     # -- fitting ---------------------------------------------------------------
     def fit(self, x, y, *, key, hyper: Hyper | None = None, init: Hyper | None = None,
-            scale_search: bool = False, weights=None, mesh=None, progress: bool = False):
+            scale_search: bool = False, weights=None, offset=None, start=None, mesh=None,
+            progress: bool = False):
         """Fit; select lambda and all theta unless ``hyper`` is given.
 
         Args:
@@ -294,7 +318,8 @@ class SSANOVA(protocol.Estimator):
             ``predict``), and its categorical, string and boolean columns
             become nominal covariates with their levels kept
             (``for_columns``; ``fit.model`` is the model used).
-          y: (n,) float responses (an array or a pandas Series).
+          y: (n,) float responses (an array or a pandas Series); binomial:
+            proportions in [0, 1] (0/1 for single trials); Poisson: counts.
           key: a ``jax.random`` key; draws the basis points.
           hyper: fixed smoothing parameters; then one solve, no search.
           init: a starting point for the selection instead of the lambda grid
@@ -303,7 +328,13 @@ class SSANOVA(protocol.Estimator):
             the score on a grid of log lambda within +-6 of ``hyper.log_lambda``,
             from the same one-pass statistics (no extra pass over the rows).
           weights: None, or (n,) non-negative observation weights w_i of the
-            weighted least squares; rows of weight 0 take no part.
+            weighted least squares; rows of weight 0 take no part. Binomial:
+            the numbers of trials m_i (positive; m_i y_i whole numbers).
+            Poisson: prior weights.
+          offset: Poisson only: (n,) known log-scale offsets o_i
+            (log mu_i = o_i + eta(x_i)), e.g. log exposure.
+          start: binomial and Poisson only: a fit (``GSSANOVAFit``, e.g. a
+            cascade's student) whose eta at x starts the IRLS iteration.
           mesh: a ``jax.sharding.Mesh``: the pass over the rows is split over
             all its devices (rows sharded over every mesh axis; each device
             accumulates its own rows; the statistics are reduced across
@@ -312,21 +343,34 @@ class SSANOVA(protocol.Estimator):
             every process. None: one device.
           progress: print a progress line to stderr during long passes.
         Returns:
-          An ``SSANOVAFit`` (a pytree).
+          An ``SSANOVAFit`` (a pytree); for binomial and Poisson a
+          ``GSSANOVAFit``.
         """
         checks.random_key(key)
         x, columns = frames.split(x)
         if columns is not None:
             fit = self.for_columns(columns).fit(x, y, key=key, hyper=hyper, init=init, scale_search=scale_search,
-                                                weights=weights, mesh=mesh, progress=progress)
+                                                weights=weights, offset=offset, start=start, mesh=mesh,
+                                                progress=progress)
+            if isinstance(fit, glm.GSSANOVAFit):
+                return dataclasses.replace(fit, inner=protocol.with_columns(fit.inner, columns))
             return protocol.with_columns(fit, columns)
         if hyper is not None and init is not None:
             raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
         if scale_search and hyper is None:
             raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
+        glm_options = self._check_glm_options(scale_search, offset, start)
         mesh = devices.auto_mesh(mesh)
         data = devices.on_mesh(mesh, *self.check_data(x, y, weights, hyper if hyper is not None else init))
         x, y, w = data if weights is not None else (*data, None)
+        if self.family != "gaussian":
+            if offset is not None:
+                checks.float_vector(checks.as_array(offset), "offset", x.shape[0], "n = x.shape[0]")
+                offset = devices.on_mesh(mesh, jnp.asarray(offset, y.dtype))[0]
+                if checks.is_concrete(offset):
+                    checks.finite(offset, "offset")
+            return glm.fit(self, x, y, key=key, hyper=hyper, init=init, weights=w, mesh=mesh,
+                           progress=progress, **glm_options)
         n = x.shape[0]
         if mesh is None:
             x, y, w = _pad(x, y, w)
@@ -340,14 +384,38 @@ class SSANOVA(protocol.Estimator):
             raise ValueError(_singular_message(self, x, w))
         return fit
 
+    def _gaussian_only(self, what: str):
+        if self.family != "gaussian":
+            raise ValueError(f"{what}: available for family='gaussian' only, got family={self.family!r}")
+
+    def _check_glm_options(self, scale_search, offset, start) -> dict:
+        """offset and start for binomial / Poisson fits; errors for options
+        the family does not take."""
+        if self.family == "gaussian":
+            for name, value in (("offset", offset), ("start", start)):
+                if value is not None:
+                    raise ValueError(f"{name}: only for family='binomial' or 'poisson', got family='gaussian'")
+            return {}
+        if scale_search:
+            raise ValueError(f"scale_search: not available for family={self.family!r} (Gaussian fits only)")
+        if offset is not None and self.family != "poisson":
+            raise ValueError(f"offset: only for family='poisson', got family={self.family!r}")
+        if start is not None:
+            if not isinstance(start, glm.GSSANOVAFit):
+                raise ValueError(f"start: expected a binomial or Poisson fit (GSSANOVAFit), got {type(start).__name__}")
+            if start.model.family != self.family:
+                raise ValueError(f"start: a {start.model.family!r} fit cannot start a {self.family!r} fit")
+        return dict(offset=offset, start=start)
+
     def refine(self, x, y, hyper: Hyper, *, key, steps: int, mesh=None, progress: bool = False) -> Hyper:
         """``steps`` L-BFGS steps of this model's score on (x, y), from ``hyper``.
 
         Each score evaluation is one pass over the rows (statistics of width
         m + q), so the cost is a few teacher fits per step. Returns the
         better of the start and the end point. mesh is refused for now
-        (no "refine_on_mesh" capability).
+        (no "refine_on_mesh" capability). Gaussian family only.
         """
+        self._gaussian_only("refine")
         checks.random_key(key)
         if not (isinstance(steps, (int, np.integer)) and steps >= 1):
             raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
@@ -362,7 +430,8 @@ class SSANOVA(protocol.Estimator):
 
     def score_at(self, x, y, hyper: Hyper, *, key):
         """The selection score (GCV or GML, per ``score``) at ``hyper``, with the
-        same basis points as ``fit`` draws from ``key``."""
+        same basis points as ``fit`` draws from ``key``. Gaussian family only."""
+        self._gaussian_only("score_at")
         checks.random_key(key)
         x, y = self.check_data(x, y, hyper=hyper)
         return engine.score_jit(self, x, y, key, hyper)

@@ -193,7 +193,7 @@ def _select(prob: Problem, full, init) -> Hyper:
     evaluate, local = newton_problem(prob, full)
     s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.y.dtype)
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
-    gcv = prob.model.score == "gcv"
+    gcv = prob.model.score in ("gcv", "ubr")      # scores of the size sigma^2 + risk
     res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
                         max_steps=prob.model.max_steps, f_scale="relative" if gcv else None,
                         stall_tol=prob.model.stall_tol, stall_steps=STALL_STEPS,

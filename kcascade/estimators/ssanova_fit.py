@@ -114,7 +114,14 @@ class SSANOVAFit(protocol.Fit):
         else:
             null_mask, comp_mask = self.structure.masks(frames.internal_terms(terms, self.columns,
                                                                               self.structure.names))
+        # rows padded to a size bucket (8 per doubling): nearby query sizes
+        # (plot grids, IRLS passes, test sets) share one compiled program
+        from kcascade.estimators.ssanova import row_bucket
+        rows, padded = x_new.shape[0], row_bucket(x_new.shape[0])
+        if padded != rows:
+            x_new = jnp.concatenate([x_new, jnp.broadcast_to(x_new[:1], (padded - rows, x_new.shape[1]))])
         mean, sd = _predict_jit(self, x_new, jnp.asarray(null_mask), jnp.asarray(comp_mask))
+        mean, sd = mean[:rows], sd[:rows]
         return (mean, sd) if se else mean
 
     def summary(self, x=None, weights=None):

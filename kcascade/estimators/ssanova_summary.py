@@ -80,7 +80,9 @@ class Summary:
 
     Attributes:
       header: dict of n, q, d, the score's name and value, log lambda, df,
-        sigma^2, R^2 (where the fit knows its total sum of squares).
+        sigma^2, R^2 (where the fit knows its total sum of squares); for a
+        binomial or Poisson fit also family, deviance, null_deviance,
+        deviance_explained, iterations, selections, converged.
       terms: one dict per ANOVA term: term, components (name -> log theta),
         df (None without the training rows), pi, rms.
       rows: where importance was measured ("training rows" or "basis points").
@@ -92,11 +94,17 @@ class Summary:
 
     def __str__(self):
         h = self.header
-        lines = [f"SS-ANOVA fit: n = {h['n']:g}, d = {h['d']}, q = {h['q']} basis points, "
-                 f"{h['components']} smoothing parameters",
-                 f"  score {h['score_name']} = {h['score']:.6g}, log lambda = {h['log_lambda']:.4g}, "
-                 f"df = {h['df']:.4g}, sigma^2 = {h['sigma2']:.4g}"
-                 + (f", R^2 = {h['r2']:.4f}" if h.get("r2") is not None else "")]
+        lines = [f"SS-ANOVA fit{' (' + h['family'] + ')' if 'family' in h else ''}: n = {h['n']:g}, d = {h['d']}, "
+                 f"q = {h['q']} basis points, {h['components']} smoothing parameters"]
+        if "family" in h:
+            lines.append(f"  deviance = {h['deviance']:.6g} (null {h['null_deviance']:.6g}, explained "
+                         f"{h['deviance_explained']:.4f}), log lambda = {h['log_lambda']:.4g}, df = {h['df']:.4g}, "
+                         f"{h['iterations']} IRLS iterations ({h['selections']} with selection, score "
+                         f"{h['score_name']}){'' if h['converged'] else ', NOT converged'}")
+        else:
+            lines.append(f"  score {h['score_name']} = {h['score']:.6g}, log lambda = {h['log_lambda']:.4g}, "
+                         f"df = {h['df']:.4g}, sigma^2 = {h['sigma2']:.4g}"
+                         + (f", R^2 = {h['r2']:.4f}" if h.get("r2") is not None else ""))
         width = max([len(t["term"]) for t in self.terms] + [8])
         lines.append(f"  {'term':<{width}}  {'df':>7}  {'pi':>7}  {'rms':>9}  log theta (components)")
         for t in self.terms:
@@ -104,7 +112,7 @@ class Summary:
             comps = ", ".join(f"{nm}: {v:.3g}" for nm, v in t["components"].items()) or "(null space only)"
             lines.append(f"  {t['term']:<{width}}  {df:>7}  {t['pi']:>7.4f}  {t['rms']:>9.4g}  {comps}")
         lines.append(f"  df: share of tr A per term{' (constant: %.3f)' % h['df_constant'] if h.get('df_constant') is not None else ' (needs the training rows: summary(x))'}; "
-                     f"pi = <f_t, f>/||f||^2 over the {self.rows} (sums to 1); rms in y's units")
+                     f"pi = <f_t, f>/||f||^2 over the {self.rows} (sums to 1); rms in {'eta' if 'family' in h else 'y'}'s units")
         return "\n".join(lines)
 
     __repr__ = __str__

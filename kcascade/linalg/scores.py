@@ -49,17 +49,27 @@ def gml(f: Fitness, n):
     return jnp.log(jnp.maximum(f.ypy, jnp.finfo(f.ypy.dtype).tiny) / dof) + f.logdet / dof
 
 
+def ubr(f: Fitness, n, alpha):
+    """Unbiased risk (Mallows' C_L; gss's method "u") with known dispersion 1:
+    RSS/n + 2 alpha tr A / n. For the weighted pseudo-data of a binomial or
+    Poisson fit (weights = the variance function), whose weighted residuals
+    have variance 1 (Gu 1992, performance-oriented iteration)."""
+    return f.rss / n + 2.0 * alpha * f.trace / n
+
+
 def score_function(name: str, alpha: float = 1.4):
-    """The score called ``name`` ("gcv" with inflation ``alpha``, or "gml") as a
-    function (fitness, n) -> scalar."""
+    """The score called ``name`` ("gcv" or "ubr" with inflation ``alpha``, or
+    "gml") as a function (fitness, n) -> scalar."""
     if name == "gcv":
         return functools.partial(gcv, alpha=alpha)
+    if name == "ubr":
+        return functools.partial(ubr, alpha=alpha)
     if name == "gml":
         return gml
     raise ValueError(f"score: expected one of {SCORES}, got {name!r}")
 
 
-SCORES = ("gcv", "gml")
+SCORES = ("gcv", "gml", "ubr")
 
 
 class Frozen(NamedTuple):

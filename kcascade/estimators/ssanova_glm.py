@@ -1,0 +1,284 @@
+"""SS-ANOVA for binomial and Poisson responses (``SSANOVA(family=...)``):
+penalized likelihood fitted by iteratively reweighted least squares, with the
+smoothing parameters selected inside the iteration (Gu 1992).
+
+Model: y_i ~ Binomial(m_i, p_i) / m_i with logit p_i = eta(x_i), or
+y_i ~ Poisson(mu_i) with log mu_i = o_i + eta(x_i) (o an optional offset);
+eta is an SS-ANOVA function on the model's terms, marginals and basis. The
+fit minimises
+
+    D(eta) / n + lambda sum_b theta_b^{-1} ||P_b eta||^2
+
+(D the deviance, -2 times the log-likelihood up to a constant: the Gaussian
+objective with the weighted squared residuals replaced by it)
+
+by Newton's method in its IRLS form: at the current eta, the pseudo-data
+z_i = eta_i + (y_i - mu_i) / v_i with weights w_i = m_i v_i (v the variance
+function: p(1 - p), or mu; m_i the binomial trials or the Poisson prior
+weights) define a weighted Gaussian SS-ANOVA problem, whose solution is the
+next eta. Each iteration is one ``SSANOVA.fit`` of the Gaussian family with
+those weights: one weighted pass of the streamed statistics (chunks, the
+float32 QR path and device meshes work as for Gaussian fits).
+
+With ``hyper=None`` the smoothing parameters are selected inside the
+iteration (Gu's "performance-oriented iteration", gss's ``gssanova0``): the
+selection engine runs on the weighted pseudo-data with the model's ``score``
+("ubr": unbiased risk with dispersion 1, gss's method "u"; "gcv"; "gml"),
+first at the start, then again each time IRLS at the current values has
+settled (eta moving by less than 1e-3 relative), from the previous values,
+until a new selection no longer moves eta by more than that (at most 8
+selections); then IRLS at the last values runs to convergence. Plain POI
+(a selection in every iteration) does not converge: the selected values
+wander along the score's flat valley by ~0.01 in log lambda from one
+iteration to the next, moving eta by ~1e-5, and the final fit is then
+defined by no fixed smoothing parameters. With ``hyper`` given the
+iteration is penalized IRLS at fixed values: a cascade's teacher.
+
+Conventions: binomial ``y`` holds proportions in [0, 1] (0/1 for single
+trials) and ``weights`` the trials m_i (default 1; m_i y_i must be whole
+numbers); Poisson ``y`` holds counts, ``weights`` prior weights (default 1)
+and ``offset`` o_i. ``evaluate`` and ``predict(scale="link")`` give eta (the
+log-odds, or log mu without the offset); ``scale="response"`` p or mu.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kcascade import checks, progress as progress_lines, protocol
+from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
+
+FAMILIES = ("gaussian", "binomial", "poisson")
+ETA_MAX = 30.0    # |eta| is held within this: p within 1e-13 of 0 or 1, mu within e^+-30
+TOL = 1e-6        # the iteration stops when max |eta change| <= TOL (1 + max |eta|)
+MAX_ITER = 30     # gss's gssanova0 default maxiter
+SELECT_TOL = 1e-3     # re-select when IRLS at the current values moves eta by less than this (relative);
+                      # stop selecting when a selection moves it by less
+MAX_SELECTIONS = 8
+
+
+def mean_of(family: str, eta):
+    """The inverse link: p = 1 / (1 + e^-eta), or mu = e^eta."""
+    eta = jnp.clip(eta, -ETA_MAX, ETA_MAX)
+    return jax.nn.sigmoid(eta) if family == "binomial" else jnp.exp(eta)
+
+
+def _xlogx_over(a, b):
+    """a log(a / b), 0 where a = 0."""
+    return jnp.where(a > 0, a * jnp.log(jnp.where(a > 0, a, 1.0) / b), 0.0)
+
+
+def deviance(family: str, y, mu, m):
+    """Total deviance 2 sum_i m_i [l(y_i; y_i) - l(y_i; mu_i)]."""
+    if family == "binomial":
+        return 2.0 * jnp.sum(m * (_xlogx_over(y, mu) + _xlogx_over(1.0 - y, 1.0 - mu)))
+    return 2.0 * jnp.sum(m * (_xlogx_over(y, mu) - (y - mu)))
+
+
+@jax.jit
+def _working_binomial(y, eta, m, offset):
+    mu = mean_of("binomial", eta)
+    v = jnp.maximum(mu * (1.0 - mu), 1e-12)
+    return eta + (y - mu) / v, m * v
+
+
+@jax.jit
+def _working_poisson(y, eta, m, offset):
+    mu = mean_of("poisson", eta + offset)
+    v = jnp.maximum(mu, 1e-12)
+    return eta + (y - mu) / v, m * v
+
+
+_WORKING = {"binomial": _working_binomial, "poisson": _working_poisson}
+
+
+def check_response(family: str, y, m):
+    """The family's value checks of y (and of the trials m for binomial)."""
+    if not checks.is_concrete(y, m):
+        return
+    yn, mn = np.asarray(y, np.float64), np.asarray(m, np.float64)
+    low = float(yn.min())
+    if low < 0:
+        raise ValueError(f"y: expected non-negative values for family={family!r}, got a minimum of {low}")
+    if family == "binomial":
+        high = float(yn.max())
+        if high > 1:
+            raise ValueError(f"y: expected proportions in [0, 1] for family='binomial' (successes / trials, "
+                             f"with the trials as weights=), got a maximum of {high}")
+        successes = yn * mn
+        bad = np.abs(successes - np.round(successes)) > 1e-6 * np.maximum(mn, 1.0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"y: expected y * weights (successes) to be whole numbers for family='binomial', "
+                             f"got {successes[i]:.6g} at row {i} (y = {yn[i]:.6g}, weights = {mn[i]:.6g})")
+    else:
+        bad = np.abs(yn - np.round(yn)) > 1e-9
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"y: expected whole-number counts for family='poisson', got {yn[i]:.6g} at row {i}")
+
+
+def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress) -> "GSSANOVAFit":
+    """``model.fit`` for a binomial or Poisson ``model`` (see the module
+    docstring). x, y, weights, offset are checked arrays; mesh as the
+    Gaussian fit's."""
+    family = model.family
+    gaussian = dataclasses.replace(model, family="gaussian")
+    m = jnp.ones_like(y) if weights is None else weights
+    o = jnp.zeros_like(y) if offset is None else offset
+    total, events = float(jnp.sum(m)), float(jnp.sum(m * y))
+    if events == 0 or (family == "binomial" and events == total):
+        # the likelihood's optimum is at eta = -+infinity: start at the bound
+        eta = jnp.full_like(y, ETA_MAX if events else -ETA_MAX)
+    elif start is not None:
+        with warnings.catch_warnings():   # a student's domain is narrower: its eta is only a start
+            warnings.simplefilter("ignore")
+            eta = jnp.clip(start.evaluate(x), -ETA_MAX, ETA_MAX)
+    elif family == "binomial":
+        eta = jax.scipy.special.logit((m * y + 0.5) / (m + 1.0))
+    else:
+        eta = jnp.log(y + 0.1) - o
+    n = x.shape[0]
+    what = ("penalized IRLS at fixed smoothing parameters" if hyper is not None else
+            "IRLS with selection in every iteration")
+    working = _WORKING[family]
+    inner, change, converged, it, selections = None, np.inf, False, 0, 0
+    selecting, fixed = hyper is None, hyper
+    with progress_lines.phase(f"{family} SS-ANOVA on {n} rows: {what}", on=bool(progress)):
+        for it in range(1, MAX_ITER + 1):
+            z, w = working(y, eta, m, o)
+            # select on pseudo-data whose IRLS has settled at the current values
+            select_now = selecting and (inner is None or change <= SELECT_TOL * (1.0 + float(jnp.max(jnp.abs(eta)))))
+            if select_now:
+                inner = gaussian.fit(x, z, key=key, init=init if inner is None else inner.hyper, weights=w,
+                                     mesh=mesh)
+                selections += 1
+            else:
+                inner = gaussian.fit(x, z, key=key, hyper=fixed, weights=w, mesh=mesh)
+            new = jnp.clip(inner.predict(x), -ETA_MAX, ETA_MAX)
+            change = float(jnp.max(jnp.abs(new - eta)))
+            eta, fixed = new, inner.hyper
+            scale = 1.0 + float(jnp.max(jnp.abs(eta)))
+            if select_now and (change <= SELECT_TOL * scale or selections >= MAX_SELECTIONS):
+                selecting = False          # a new selection no longer moves eta: keep these values
+            if not select_now and not selecting and change <= TOL * scale:
+                converged = True
+                break
+    mu = mean_of(family, eta + o)
+    dev = deviance(family, y, mu, m)
+    null_eta = jnp.log(jnp.sum(m * y) / jnp.sum(m * jnp.exp(o))) if family == "poisson" else 0.0
+    null_mu = (jnp.full_like(y, jnp.sum(m * y) / jnp.sum(m)) if family == "binomial" else
+               jnp.exp(null_eta + o))
+    edge = float(jnp.max(jnp.abs(eta))) >= ETA_MAX * (1 - 1e-9)
+    if edge or not converged:
+        if events == 0 or (family == "binomial" and events == total):
+            why = f"every response is {'1' if events else '0'} (all-zero counts for poisson): eta is at its bound"
+        elif edge:
+            why = (f"eta reached the bound +-{ETA_MAX:g} somewhere (fitted "
+                   + ("probabilities of 0 or 1: perfect separation)" if family == "binomial" else
+                      "means of e^-30 or e^30)"))
+        else:
+            why = f"the largest change of eta was {change:.3g} after {it} iterations"
+        warnings.warn(f"{family} SS-ANOVA: {why}; the fit is finite but its smoothing parameters and standard "
+                      "errors there are not reliable", RuntimeWarning, stacklevel=3)
+    return GSSANOVAFit(model=model, inner=inner, deviance=dev, null_deviance=deviance(family, y, null_mu, m),
+                       iterations=it, selections=selections, converged=converged)
+
+
+@dataclasses.dataclass(frozen=True)
+class GSSANOVAFit(protocol.Fit):
+    """A fitted binomial or Poisson SS-ANOVA (a pytree).
+
+    Attributes:
+      model: the ``SSANOVA`` configuration (its ``family``).
+      inner: the weighted Gaussian ``SSANOVAFit`` of the last iteration: its
+        coefficients are eta's, its score the last selection's.
+      deviance, null_deviance: total deviance of the fit and of the constant
+        model (with the offset) on the training rows.
+      iterations: IRLS iterations run (each one weighted pass); selections:
+        how many of them selected the smoothing parameters; converged:
+        whether the last iteration at fixed values changed eta by less than
+        1e-6 (1 + max |eta|).
+    """
+
+    model: Any
+    inner: SSANOVAFit
+    deviance: jax.Array
+    null_deviance: jax.Array
+    iterations: int
+    selections: int
+    converged: bool
+
+    def __repr__(self):
+        return protocol.short_repr(self, n=self.n, log_lambda=self.hyper.log_lambda, deviance=self.deviance,
+                                   iterations=self.iterations) + f" of {self.model!r}"
+
+    @property
+    def hyper(self) -> Hyper:
+        return self.inner.hyper
+
+    @property
+    def n(self):
+        return self.inner.n
+
+    @property
+    def terms(self) -> tuple:
+        return self.inner.terms
+
+    @property
+    def deviance_explained(self):
+        """1 - deviance / null deviance."""
+        return 1.0 - self.deviance / self.null_deviance
+
+    def predict(self, x_new, scale: str = "link", se: bool = False, terms=None, offset=None):
+        """eta (``scale="link"``, the default) or p / mu (``"response"``) at
+        ``x_new`` (m, d); with ``se=True`` also the Bayesian standard errors
+        of eta (dispersion 1), both (m,). ``offset``: (m,) Poisson offsets
+        added to eta (both scales). ``terms`` as ``SSANOVAFit.predict``."""
+        if scale not in ("link", "response"):
+            raise ValueError(f"scale: expected 'link' or 'response', got {scale!r}")
+        eta, sd = self.inner.predict(x_new, se=True, terms=terms) if se else (self.inner.predict(x_new, terms=terms), None)
+        if offset is not None:
+            if self.model.family != "poisson":
+                raise ValueError(f"offset: only for family='poisson', got family={self.model.family!r}")
+            checks.float_vector(checks.as_array(offset), "offset", eta.shape[0], "x_new.shape[0]")
+            eta = eta + jnp.asarray(offset, eta.dtype)
+        out = eta if scale == "link" else mean_of(self.model.family, eta)
+        return (out, sd / jnp.sqrt(self.inner.sigma2)) if se else out
+
+    def summary(self, x=None, weights=None, offset=None):
+        """The fit on one screen: family, deviance (null, explained), log
+        lambda, df, iterations, and per ANOVA term its log theta, effective
+        df (with the training rows ``x``, at the last IRLS weights) and
+        importance pi on the link scale (``ssanova_summary``). ``weights``
+        and ``offset``: those of the fit, with ``x``."""
+        from kcascade.estimators import ssanova_summary
+        w = None
+        if x is not None:
+            eta = self.predict(x, offset=offset) if offset is not None else self.evaluate(x)
+            mu = mean_of(self.model.family, eta)
+            v = mu * (1.0 - mu) if self.model.family == "binomial" else mu
+            w = np.asarray(v if weights is None else v * jnp.asarray(weights, v.dtype), np.float64)
+        base = ssanova_summary.summarize(self.inner, x, w)
+        header = dict(base.header, family=self.model.family, deviance=float(self.deviance),
+                      null_deviance=float(self.null_deviance), deviance_explained=float(self.deviance_explained),
+                      iterations=self.iterations, selections=self.selections, converged=self.converged)
+        return dataclasses.replace(base, header=header)
+
+    def save(self, path) -> str:
+        """Write this fit to ``path`` (.npz, no pickle); ``kc.load(path)`` reads it."""
+        from kcascade import persist
+        return persist.save(self, path)
+
+    def evaluate(self, x_new):
+        """(m,) eta, the fitted function on the link scale."""
+        return self.inner.predict(x_new)
+
+
+jax.tree_util.register_dataclass(GSSANOVAFit, data_fields=["inner", "deviance", "null_deviance"],
+                                 meta_fields=["model", "iterations", "selections", "converged"])

@@ -1,0 +1,218 @@
+"""Binomial and Poisson SS-ANOVA (``SSANOVA(family=...)``, ``ssanova_glm``)."""
+import os
+import shutil
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kcascade as kc
+import reference
+from kcascade.estimators import ssanova_glm
+
+N, D, ORDER = 240, 2, 2
+
+
+def _truth(x):
+    return 1.2 * np.sin(2 * np.pi * x[:, 0]) + 1.5 * (x[:, 1] - 0.5) + 2.0 * (x[:, 0] - 0.5) * (x[:, 1] - 0.5)
+
+
+@pytest.fixture(scope="module")
+def binomial_data():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(N, D))
+    trials = rng.integers(1, 5, N).astype(float)
+    succ = rng.binomial(trials.astype(int), 1 / (1 + np.exp(-_truth(x))))
+    return x, succ / trials, trials
+
+
+@pytest.fixture(scope="module")
+def poisson_data():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=(N, D))
+    offset = np.log(rng.uniform(0.5, 2.0, N))
+    return x, rng.poisson(np.exp(0.5 + 0.6 * _truth(x) + offset)).astype(float), offset
+
+
+def _hyper(model):
+    k = model.structure(D).k
+    return kc.Hyper(jnp.asarray(-7.0), jnp.linspace(-0.5, 0.5, k))
+
+
+def _dense_newton(family, u, z, y, m, offset, log_lambda, log_theta):
+    """Minimise D(b) / n + lambda b'Pb by damped Newton in numpy on the
+    independent design of ``reference`` (D the deviance of eta = Z b + offset)."""
+    zz, lt, _ = reference._penalized_system(["cubic"] * D, ORDER, u, z, [None] * D, log_theta)
+    n, lam = len(y), np.exp(log_lambda)
+    pen = lt.T @ lt
+
+    def parts(b):
+        eta = zz @ b + offset
+        if family == "binomial":
+            mu = 1 / (1 + np.exp(-eta))
+            dev = -2 * np.sum(m * (y * eta - np.log1p(np.exp(eta))))
+            v = mu * (1 - mu)
+        else:
+            mu = np.exp(eta)
+            dev = -2 * np.sum(m * (y * eta - mu))
+            v = mu
+        obj = dev / n + lam * b @ pen @ b
+        grad = 2 / n * zz.T @ (m * (mu - y)) + 2 * lam * pen @ b
+        hess = 2 / n * zz.T @ ((m * v)[:, None] * zz) + 2 * lam * pen
+        return obj, grad, hess
+
+    b = np.zeros(zz.shape[1])
+    for _ in range(100):
+        obj, grad, hess = parts(b)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        t = 1.0
+        while parts(b - t * step)[0] > obj + 1e-14 * abs(obj) and t > 1e-8:
+            t /= 2
+        b = b - t * step
+        if np.max(np.abs(t * step)) < 1e-12:
+            break
+    return zz, b
+
+
+def _scaled(fit, x):
+    dom = np.asarray(fit.inner.domains, float)
+    return (x - dom[:, 0]) / (dom[:, 1] - dom[:, 0])
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_fixed_hyper_fit_is_the_dense_penalized_likelihood_optimum(family, binomial_data, poisson_data):
+    if family == "binomial":
+        x, y, m = binomial_data
+        offset, options = np.zeros(N), dict(weights=m)
+    else:
+        (x, y, offset), m = poisson_data, np.ones(N)
+        options = dict(offset=offset)
+    model = kc.SSANOVA(order=ORDER, family=family)
+    hyper = _hyper(model)
+    fit = model.fit(x, y, key=jax.random.key(0), hyper=hyper, **options)
+    assert fit.converged and fit.selections == 0
+    zz, b = _dense_newton(family, _scaled(fit, x), np.asarray(fit.inner.basis, float), y, m, offset,
+                          float(hyper.log_lambda), np.asarray(hyper.log_theta))
+    expect = zz @ b
+    # the IRLS stops at an eta change of 1e-6 (1 + max|eta|); Newton converges
+    # quadratically, so the last step's remaining error is far smaller
+    np.testing.assert_allclose(np.asarray(fit.evaluate(x)), expect, rtol=0, atol=1e-7 * (1 + np.abs(expect).max()))
+    mu = np.asarray(fit.predict(x, scale="response", offset=offset if family == "poisson" else None))
+    link = expect + offset
+    np.testing.assert_allclose(mu, 1 / (1 + np.exp(-link)) if family == "binomial" else np.exp(link), rtol=1e-6)
+
+
+def test_selection_converges_and_beats_the_constant(binomial_data):
+    x, y, m = binomial_data
+    fit = kc.SSANOVA(order=ORDER, family="binomial").fit(x, y, key=jax.random.key(1), weights=m)
+    assert fit.converged and 1 <= fit.selections <= ssanova_glm.MAX_SELECTIONS
+    assert 0.2 < float(fit.deviance_explained) < 1
+    p = np.asarray(fit.predict(x, scale="response"))
+    truth = 1 / (1 + np.exp(-_truth(x)))
+    # the selected fit is closer to the truth than the constant (the data's mean)
+    assert np.mean((p - truth) ** 2) < 0.25 * np.mean((np.average(y, weights=m) - truth) ** 2)
+    eta, se = fit.predict(x[:5], se=True)
+    assert eta.shape == se.shape == (5,) and np.all(np.asarray(se) > 0)
+
+
+def test_cascade_with_warm_start(binomial_data):
+    x, y, _ = binomial_data
+    yb = (y > 0.5).astype(float)
+    model = kc.SSANOVA(order=ORDER, family="binomial")
+    res = kc.cascade(model, x, yb, key=jax.random.key(2), n_student=120, students=1, warm_start=True)
+    assert isinstance(res.teacher, kc.GSSANOVAFit) and res.teacher.converged and res.teacher.selections == 0
+    np.testing.assert_allclose(float(res.teacher.hyper.log_lambda),
+                               float(res.hyper_teacher.log_lambda))
+    with pytest.raises(ValueError, match="refine"):
+        kc.cascade(model, x, yb, key=jax.random.key(2), refine=2)
+    with pytest.raises(ValueError, match="teacher_lambda"):
+        kc.cascade(model, x, yb, key=jax.random.key(2), teacher_lambda="select")
+
+
+def test_bad_input_names_the_argument(binomial_data):
+    x, y, m = binomial_data
+    binom, pois = kc.SSANOVA(family="binomial"), kc.SSANOVA(family="poisson")
+    key = jax.random.key(0)
+    cases = [
+        (r"family: expected one of", lambda: kc.SSANOVA(family="gamma")),
+        (r"y: expected proportions in \[0, 1\]", lambda: binom.fit(x, y * 2, key=key)),
+        (r"y: expected y \* weights \(successes\) to be whole numbers", lambda: binom.fit(x, y * 0.9, key=key, weights=m)),
+        (r"y: expected non-negative values", lambda: pois.fit(x, y - 1, key=key)),
+        (r"y: expected whole-number counts", lambda: pois.fit(x, y + 0.5, key=key)),
+        (r"weights: expected positive weights", lambda: binom.fit(x, y, key=key, weights=m * 0)),
+        (r"weights: expected length", lambda: binom.fit(x, y, key=key, weights=m[:-1])),
+        (r"offset: only for family='poisson'", lambda: binom.fit(x, y, key=key, weights=m, offset=np.zeros(N))),
+        (r"offset: expected length", lambda: pois.fit(x, np.round(y * m), key=key, offset=np.zeros(3))),
+        (r"offset: only for family='binomial' or 'poisson'", lambda: kc.SSANOVA().fit(x, y, key=key, offset=np.zeros(N))),
+        (r"start: expected a binomial or Poisson fit", lambda: binom.fit(x, y, key=key, weights=m, start=object())),
+        (r"scale_search: not available", lambda: binom.fit(x, y, key=key, weights=m, hyper=_hyper(binom),
+                                                         scale_search=True)),
+        (r"refine: available for family='gaussian' only", lambda: binom.refine(x, y, _hyper(binom), key=key, steps=1)),
+        (r"scale: expected 'link' or 'response'", lambda: binom.fit(x, y, key=key, weights=m, hyper=_hyper(binom))
+         .predict(x, scale="probability")),
+    ]
+    for pattern, call in cases:
+        with pytest.raises(ValueError, match=pattern):
+            call()
+
+
+def test_separation_and_all_zero_counts_end_finite_with_a_warning():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(120, D))
+    separated = (x[:, 0] > 0.5).astype(float)
+    hyper = _hyper(kc.SSANOVA(order=ORDER))
+    with pytest.warns(RuntimeWarning, match="perfect separation"):
+        fit = kc.SSANOVA(order=ORDER, family="binomial").fit(x, separated, key=jax.random.key(0), hyper=hyper)
+    assert np.all(np.isfinite(np.asarray(fit.predict(x, scale="response"))))
+    with pytest.warns(RuntimeWarning, match="every response is 0"):
+        fit = kc.SSANOVA(order=ORDER, family="poisson").fit(x, np.zeros(120), key=jax.random.key(0), hyper=hyper)
+    mu = np.asarray(fit.predict(x, scale="response"))
+    assert np.all(np.isfinite(mu)) and mu.max() < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript not found (install r-base-core r-cran-gss)")
+def test_binomial_against_gss():
+    """The reference example (x ~ N(0, I_3), logit p = x0 + 0.5 x1 + 0.2 x1 x2,
+    all interactions) at n = 1000 on 3 seeds: kcascade's fitted probabilities
+    against gss::gssanova's on the same rows (benchmarks/r/glm_peer.R)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import common
+    import glm_cascade
+    if not common.have_r_package("gss"):
+        pytest.skip("R package gss not installed")
+    ratios = []
+    for seed in range(3):
+        x, y, mu = glm_cascade.data("ref3", seed, 1000)
+        fit = kc.SSANOVA(order=3, family="binomial").fit(x, y, key=jax.random.key(seed))
+        tr, _, _ = glm_cascade.run_peer("gss", "binomial", 3, x, y, x[:5], seed, timeout=600)
+        kc_mse = np.mean((np.asarray(fit.predict(x, scale="response")) - np.asarray(mu)) ** 2)
+        ratios.append(kc_mse / np.mean((tr - np.asarray(mu)) ** 2))
+    # median and worst of kcascade's MSE over gss's (benchmark figures in the README)
+    assert np.median(ratios) <= 1.2 and max(ratios) <= 2.0, ratios
+
+
+def test_save_and_load_round_trip(poisson_data, tmp_path):
+    x, y, offset = poisson_data
+    model = kc.SSANOVA(order=ORDER, family="poisson")
+    fit = model.fit(x, y, key=jax.random.key(0), hyper=_hyper(model), offset=offset)
+    back = kc.load(fit.save(tmp_path / "pois"))
+    assert isinstance(back, kc.GSSANOVAFit) and back.model == model and back.iterations == fit.iterations
+    np.testing.assert_array_equal(np.asarray(back.predict(x, scale="response")), np.asarray(fit.predict(x, scale="response")))
+
+
+def test_summary_reports_deviance_and_terms(binomial_data):
+    x, y, m = binomial_data
+    model = kc.SSANOVA(order=ORDER, family="binomial")
+    fit = model.fit(x, y, key=jax.random.key(0), hyper=_hyper(model), weights=m)
+    summ = fit.summary(x, weights=m)
+    text = str(summ)
+    assert "SS-ANOVA fit (binomial)" in text and "deviance =" in text and "x0:x1" in text
+    # the terms' df and the constant's add up to the last weighted fit's df
+    # (its weights came from the eta before the last step, which moved eta by
+    # less than 1e-6 relative: the summary's weights come from the final eta)
+    total = sum(t["df"] for t in summ.terms) + summ.header["df_constant"]
+    np.testing.assert_allclose(total, float(fit.inner.df), rtol=1e-4)
+    np.testing.assert_allclose(sum(t["pi"] for t in summ.terms), 1.0, rtol=1e-9)
