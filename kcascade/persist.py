@@ -32,13 +32,14 @@ _META_KEY = "__kcascade__"
 def _types():
     """The classes a file may name: fits, estimators, named tuples, others."""
     from kcascade.cascade.pipeline import CascadeFit, Stage
-    from kcascade.estimators import KDE, SSANOVA, GSSANOVAFit, Hyper, KDEFit, KDEHyper, SSANOVAFit
+    from kcascade.estimators import (KDE, SSANOVA, GSSANOVAFit, Hyper, KDEFit, KDEHyper, SSANOVAFit, SSDensity,
+                                     SSDensityFit)
     from kcascade.frames import Columns
     from kcascade.nets.mlp import MLP
     from kcascade.nets.regressor import NetFit, NetHyper, NetRegressor
     from kcascade.scaling import Law
-    fits = {c.__name__: c for c in (SSANOVAFit, GSSANOVAFit, KDEFit, NetFit, CascadeFit)}
-    configs = {c.__name__: c for c in (SSANOVA, KDE, NetRegressor, MLP, Law)}
+    fits = {c.__name__: c for c in (SSANOVAFit, GSSANOVAFit, SSDensityFit, KDEFit, NetFit, CascadeFit)}
+    configs = {c.__name__: c for c in (SSANOVA, SSDensity, KDE, NetRegressor, MLP, Law)}
     tuples = {c.__name__: c for c in (Hyper, KDEHyper, NetHyper, Stage)}
     return fits, configs, tuples, Columns
 
