@@ -104,6 +104,7 @@ def test_fixed_hyper_fit_is_the_dense_penalized_likelihood_optimum(family, binom
     np.testing.assert_allclose(mu, 1 / (1 + np.exp(-link)) if family == "binomial" else np.exp(link), rtol=1e-6)
 
 
+@pytest.mark.slow   # a selection (compiles the search: ~20 s)
 def test_selection_converges_and_beats_the_constant(binomial_data):
     x, y, m = binomial_data
     fit = kc.SSANOVA(order=ORDER, family="binomial").fit(x, y, key=jax.random.key(1), weights=m)
@@ -117,6 +118,7 @@ def test_selection_converges_and_beats_the_constant(binomial_data):
     assert eta.shape == se.shape == (5,) and np.all(np.asarray(se) > 0)
 
 
+@pytest.mark.slow   # a selection (compiles the search: ~20 s)
 def test_cascade_with_warm_start(binomial_data):
     x, y, _ = binomial_data
     yb = (y > 0.5).astype(float)

@@ -83,6 +83,7 @@ def test_fixed_hyper_fit_is_stationary_against_an_independent_design(data2):
     assert np.max(np.abs(resid)) < 1e-5 * np.max(np.abs(fg)), np.max(np.abs(resid))
 
 
+@pytest.mark.slow   # a selection (compiles the search: ~20 s)
 def test_selection_beats_the_uniform_and_tracks_the_truth(data2):
     x, xt = data2
     fit = kc.SSDensity(order=2).fit(x, key=jax.random.key(2))
@@ -101,6 +102,7 @@ def test_selection_beats_the_uniform_and_tracks_the_truth(data2):
     assert np.all(np.abs(draws.mean(0) - mean) < 4 * draws.std(0) / np.sqrt(2000) + 2e-3)
 
 
+@pytest.mark.slow   # a selection (compiles the search: ~20 s)
 def test_cascade_and_save(data2, tmp_path):
     x = np.concatenate([data2[0], data2[1][:1400]])
     model = kc.SSDensity(order=2)
