@@ -11,6 +11,7 @@ for every method (gss's ``domain``; kcascade's ``domains``).
 
   python benchmarks/density_cascade.py [--quick] [--cases gauss2 gauss3 beta2]
       [--sizes 2000 10000 30000] [--seeds 3] [--peer-max 10000] [--no-peers]
+      [--report-only]
 
 Held-out mean log-likelihood on 5000 fresh rows (higher is better; the
 truth's own is printed beside it), and seconds (kcascade: a first call,
@@ -117,7 +118,17 @@ def main():
     ap.add_argument("--peer-max", type=int, default=10000)
     ap.add_argument("--peer-timeout", type=int, default=900)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rebuild the summary and PNG from the rows of results/density_cascade.json")
     args = ap.parse_args()
+    if args.report_only:
+        import json
+        saved = json.load(open(os.path.join(os.path.dirname(__file__), "results", "density_cascade.json")))
+        rows = saved["rows"]
+        args.cases = list(dict.fromkeys(r["case"] for r in rows))
+        args.sizes = sorted({r["n"] for r in rows})
+        return report(rows, argparse.Namespace(**{**saved["args"], "cases": args.cases, "sizes": args.sizes,
+                                                  "partial_run": bool(saved.get("partial"))}), "density_cascade")
     if args.quick:
         args.cases, args.sizes, args.seeds = ["gauss2"], [2000], 1
     gss = not args.no_peers and common.have_r_package("gss")
@@ -149,6 +160,12 @@ def main():
                 rows.append(row)
                 common.print_table([row], list(row))
                 common.save(name_out, dict(machine=common.machine(), args=vars(args), rows=rows, partial=True))
+    report(rows, args, name_out)
+
+
+def report(rows, args, name_out):
+    """Summary table, JSON and PNG of ``rows`` (also from a partial run's JSON:
+    ``--report-only``)."""
     methods = ["kc_full", "kcas", "kde_lcv", "gss"]
     summary = []
     for name in args.cases:
