@@ -5,4 +5,5 @@ from kcascade.estimators.kde import KDE, KDEFit, KDEHyper
 from kcascade.estimators.ssanova import SSANOVA, default_n_basis
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 
-__all__ = ["GSSANOVAFit", "SSDensity", "SSDensityFit", "KDE", "KDEFit", "KDEHyper", "SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis"]
+__all__ = ["KernelRidge", "KRRFit", "KRRHyper", "GSSANOVAFit", "SSDensity", "SSDensityFit", "KDE", "KDEFit", "KDEHyper", "SSANOVA", "SSANOVAFit", "Hyper", "default_n_basis"]
+from kcascade.estimators.krr import KernelRidge, KRRFit, KRRHyper

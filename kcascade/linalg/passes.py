@@ -154,6 +154,27 @@ def factor(feature_fn: Callable, x, y, w=None, *, chunk: int, mesh: Mesh | None 
     return Factor(r, row_count(w, y))
 
 
+def normal_apply(feature_fn: Callable, x, v, u=None, w=None, *, chunk: int, mesh: Mesh | None = None) -> jax.Array:
+    """Z'W(Z v + u) in one pass over the rows (the products a conjugate-gradient
+    solve of the normal equations needs: Z'WZ v, and Z'W(y - Z v) with
+    u = y and -v), Z = ``feature_fn`` of the rows, never held whole; ``v``
+    (p,), ``u`` (n,) or None (zeros); with ``mesh`` the rows are split over
+    its devices."""
+    y = jnp.zeros((x.shape[0],), v.dtype) if u is None else jnp.asarray(u, v.dtype)
+
+    def scan_fn(chunks, tick, vary):
+        def body(acc, batch):
+            xc, uc, wc, i = batch
+            z = feature_fn(xc)
+            acc = acc + jnp.matmul(z.T, wc * (jnp.matmul(z, v, precision=_HIGHEST) + uc), precision=_HIGHEST)
+            tick(i)
+            return acc, None
+
+        return jax.lax.scan(body, vary(jnp.zeros(v.shape, v.dtype)), chunks)[0]
+
+    return _one_pass(scan_fn, lambda part, axes: jax.lax.psum(part, axes), x, y, w, chunk, mesh, None)
+
+
 def _qr_r(a):
     return jnp.linalg.qr(a, mode="r")
 
