@@ -6,7 +6,7 @@ kcascade): every array of the fit under its field path (``hyper.log_theta``,
 ...), and one entry ``__kcascade__`` holding JSON: the format version, and
 for each field how to rebuild it (an array, a named tuple, a dict of arrays,
 a plain value, an estimator's or a network's configuration, DataFrame
-columns). Covered: ``SSANOVAFit``, ``GSSANOVAFit`` (binomial, Poisson), ``KDEFit``, ``nets.NetFit`` and
+columns). Covered: ``SSANOVAFit``, ``GSSANOVAFit`` (binomial, Poisson), ``KDEFit``, ``KRRFit``, ``nets.NetFit`` and
 ``CascadeFit`` (its student, teacher, stages, law and timings). Nothing in
 the file is executed on loading: types are looked up in a fixed table
 (``_types``), so a file cannot name arbitrary code.
@@ -32,15 +32,15 @@ _META_KEY = "__kcascade__"
 def _types():
     """The classes a file may name: fits, estimators, named tuples, others."""
     from kcascade.cascade.pipeline import CascadeFit, Stage
-    from kcascade.estimators import (KDE, SSANOVA, GSSANOVAFit, Hyper, KDEFit, KDEHyper, SSANOVAFit, SSDensity,
-                                     SSDensityFit)
+    from kcascade.estimators import (KDE, SSANOVA, GSSANOVAFit, Hyper, KDEFit, KDEHyper, KernelRidge, KRRFit, KRRHyper,
+                                     SSANOVAFit, SSDensity, SSDensityFit)
     from kcascade.frames import Columns
     from kcascade.nets.mlp import MLP
     from kcascade.nets.regressor import NetFit, NetHyper, NetRegressor
     from kcascade.scaling import Law
-    fits = {c.__name__: c for c in (SSANOVAFit, GSSANOVAFit, SSDensityFit, KDEFit, NetFit, CascadeFit)}
-    configs = {c.__name__: c for c in (SSANOVA, SSDensity, KDE, NetRegressor, MLP, Law)}
-    tuples = {c.__name__: c for c in (Hyper, KDEHyper, NetHyper, Stage)}
+    fits = {c.__name__: c for c in (SSANOVAFit, GSSANOVAFit, SSDensityFit, KDEFit, KRRFit, NetFit, CascadeFit)}
+    configs = {c.__name__: c for c in (SSANOVA, SSDensity, KDE, KernelRidge, NetRegressor, MLP, Law)}
+    tuples = {c.__name__: c for c in (Hyper, KDEHyper, KRRHyper, NetHyper, Stage)}
     return fits, configs, tuples, Columns
 
 

@@ -41,7 +41,7 @@ class Kernel:
         raise NotImplementedError
 
     def frequencies(self, key, q: int, d: int, dtype):
-        raise ValueError(f"basis='rff': random Fourier features exist for the base kernels "
+        raise ValueError(f"kernel: random Fourier features (basis='rff') exist for the base kernels "
                          f"(gaussian, matern32, matern52, laplacian) and their positive multiples; got {self!r}")
 
     def __add__(self, other):
@@ -186,6 +186,14 @@ def named(kernel) -> Kernel:
     if isinstance(kernel, str) and kernel in NAMED:
         return NAMED[kernel]
     raise ValueError(f"kernel: expected one of {sorted(NAMED)} or a kcascade.stationary kernel, got {kernel!r}")
+
+
+def has_spectrum(kernel: Kernel) -> bool:
+    """Whether random Fourier features exist for ``kernel`` here (a base kernel
+    or a positive multiple of one)."""
+    if isinstance(kernel, Scaled):
+        return has_spectrum(kernel.k)
+    return isinstance(kernel, (Gaussian, _Matern, Laplacian))
 
 
 def amplitude(kernel: Kernel) -> float:

@@ -103,9 +103,11 @@ class KernelRidge(protocol.Estimator):
     randomized: ClassVar[bool] = True
 
     def __post_init__(self):
-        stationary.named(self.kernel)
+        kernel = stationary.named(self.kernel)
         if self.basis not in BASES:
             raise ValueError(f"basis: expected one of {BASES}, got {self.basis!r}")
+        if self.basis == "rff" and not stationary.has_spectrum(kernel):
+            kernel.frequencies(None, 1, 1, None)     # raises the ValueError naming the kernels that have one
         if self.n_basis is not None:
             if self.basis == "exact":
                 raise ValueError(f"n_basis: basis='exact' uses every row as its basis; got n_basis={self.n_basis!r}")
@@ -176,8 +178,10 @@ class KernelRidge(protocol.Estimator):
         if self.basis == "exact" and n > EXACT_MAX_ROWS:
             raise ValueError(f"x: basis='exact' factors an n x n matrix, up to {EXACT_MAX_ROWS} rows; got n = {n} "
                              "(use basis='nystrom' or 'rff')")
-        if self.n_basis is not None and self.n_basis > n:
-            raise ValueError(f"n_basis: expected at most n = {n} centres or features, got {self.n_basis}")
+        if self.basis == "nystrom" and self.n_basis is not None and self.n_basis > n:
+            # centres are rows; random features are not, and q > n is a valid
+            # (over-parameterised) random-feature ridge regression
+            raise ValueError(f"n_basis: expected at most n = {n} Nystrom centres (they are rows of x), got {self.n_basis}")
         dtype = jnp.result_type(x) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else jnp.result_type(float)
         x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
         if checks.is_concrete(x, y):
@@ -443,30 +447,58 @@ def _solve_direct(model, x, yc, basis, hyper, mesh):
     return feats.to_coef(gamma), jnp.asarray(-1)
 
 
-def _solve_cg(model, x, yc, basis, hyper, key, start, y_mean, mesh):
-    """Preconditioned CG on (Z'Z + n lambda I) gamma = Z'yc, one pass per
-    iteration; preconditioner (n/m) Z_S'Z_S + n lambda I from m = q rows S (the
-    centres for Nystrom, random rows for RFF); start: gamma = 0, or the ridge
-    projection of a smaller fit's predictions at S onto Z_S."""
-    n, d = x.shape
-    feats = _features(model, basis, hyper, d)
+def _raw_features(model, basis, hyper, d):
+    """(rows -> (c, q) features, penalty factor T): Nystrom K(x, C) with
+    T T' = K_CC + jitter I (the penalty beta'K_CC beta); RFF the features with T = I."""
+    kernel = stationary.named(model.kernel)
+    ell = _ell(hyper, d)
     q = basis.centres.shape[0]
-    nl = n * jnp.exp(hyper.log_lambda)
+    if model.basis == "rff":
+        amp = stationary.amplitude(kernel)
+        fn = lambda xc: math.sqrt(2.0 * amp / q) * jnp.cos((xc / ell) @ basis.centres.T + basis.phase)
+        return fn, None
+    uc = basis.centres / ell
+    kcc = kernel(uc, uc)
+    t = jnp.linalg.cholesky(kcc + _jitter(kcc.dtype) * stationary.amplitude(kernel) * jnp.eye(q, dtype=kcc.dtype))
+    return (lambda xc: kernel(xc / ell, uc)), t
+
+
+def _solve_cg(model, x, yc, basis, hyper, key, start, y_mean, mesh):
+    """Preconditioned CG (FALKON, Rudi et al. 2017) on the normal equations in
+    the coefficients beta of the raw features Z (K(x, C), or the RFF):
+    (Z'Z + n lambda P) beta = Z'yc, P = T T' the penalty (K_CC for Nystrom, I
+    for RFF). Each iteration is one pass over the rows computing Z'(Z v)
+    chunk by chunk (no q x q work per row). Preconditioner: the same matrix
+    with Z'Z replaced by (n/m) Z_S'Z_S on m = q rows S (the centres for
+    Nystrom, random rows for RFF), applied as T^-T (A A')^-1 T^-1 with A the
+    Cholesky factor of (n/m) T^-1 Z_S'Z_S T^-T + n lambda I. Start: 0, or the
+    same ridge problem's solution on S fitted to a smaller fit's predictions."""
+    n, d = x.shape
+    fn, t = _raw_features(model, basis, hyper, d)
+    q = basis.centres.shape[0]
+    lam = jnp.exp(hyper.log_lambda)
+    nl = n * lam
     s_rows = basis.centres if model.basis == "nystrom" else x[jax.random.permutation(key, n)[:q]]
-    zs = feats.fn(s_rows)
-    gs = zs.T @ zs
+    zs = fn(s_rows)
+    m = s_rows.shape[0]
     eye = jnp.eye(q, dtype=x.dtype)
-    pre = jnp.linalg.cholesky((n / q) * gs + nl * eye)
+    t_solve = (lambda v: v) if t is None else (lambda v: solve_triangular(t, v, lower=True))
+    tt_solve = (lambda v: v) if t is None else (lambda v: solve_triangular(t.T, v, lower=False))
+    pen = (lambda v: v) if t is None else (lambda v: t @ (t.T @ v))
+    w = t_solve(zs.T)
+    b_s = w @ w.T
+    a_pre = jnp.linalg.cholesky((n / m) * b_s + nl * eye)
+    precondition = lambda r: tt_solve(cho_solve((a_pre, True), t_solve(r)))
     chunk = min(model.chunk, n)
-    apply = lambda v, u=None: passes.normal_apply(feats.fn, x, v, u, chunk=chunk, mesh=mesh)
+    apply = lambda v, u=None: passes.normal_apply(fn, x, v, u, chunk=chunk, mesh=mesh)
     if start is None:
         g0 = jnp.zeros((q,), x.dtype)
     else:
         target = start.predict(s_rows) - y_mean
-        g0 = cho_solve((jnp.linalg.cholesky(gs + q * jnp.exp(hyper.log_lambda) * eye), True), zs.T @ target)
+        g0 = tt_solve(cho_solve((jnp.linalg.cholesky(b_s + m * lam * eye), True), t_solve(zs.T @ target)))
     b_norm = jnp.linalg.norm(apply(jnp.zeros((q,), x.dtype), yc))
-    r0 = apply(-g0, yc) - nl * g0
-    z0 = cho_solve((pre, True), r0)
+    r0 = apply(-g0, yc) - nl * pen(g0)
+    z0 = precondition(r0)
 
     def going(c):
         _, r, _, _, k = c
@@ -474,16 +506,16 @@ def _solve_cg(model, x, yc, basis, hyper, key, start, y_mean, mesh):
 
     def body(c):
         g, r, z, p, k = c
-        ap = apply(p) + nl * p
+        ap = apply(p) + nl * pen(p)
         rz = r @ z
         a = rz / (p @ ap)
         g, r_new = g + a * p, r - a * ap
-        z_new = cho_solve((pre, True), r_new)
+        z_new = precondition(r_new)
         p = z_new + (r_new @ z_new) / rz * p
         return g, r_new, z_new, p, k + 1
 
     g, _, _, _, k = jax.lax.while_loop(going, body, (g0, r0, z0, z0, jnp.asarray(0)))
-    return feats.to_coef(g), k
+    return g, k
 
 
 def _fit_impl(model, x, y, key, hyper, init, start, mesh):
@@ -547,6 +579,13 @@ class KRRFit(protocol.Fit):
     def __repr__(self):
         return protocol.short_repr(self, n=self.n, q=self.centres.shape[0], lam=jnp.exp(self.hyper.log_lambda),
                                    lengthscale=self.lengthscale) + f" of {self.model!r}"
+
+    def save(self, path) -> str:
+        """Write this fit to ``path`` (.npz + JSON, no pickle; the exact basis
+        keeps its training rows as centres); ``kc.load(path)`` reads it.
+        Returns the path written."""
+        from kcascade import persist
+        return persist.save(self, path)
 
     @property
     def lam(self):
