@@ -23,7 +23,10 @@ Methods, Gaussian kernel throughout:
   runs on a --sk-max-row subsample, the chosen values are refitted on all n
   rows (that fit and its MSE are measured), and the grid's seconds at n are
   extrapolated as 80 fold fits timed as one fit on 0.8 n rows each
-  (marked ``sk_grid_s_extrapolated``);
+  (marked ``sk_grid_s_extrapolated``); these large fits run in a child
+  process with one OpenBLAS thread (``_sk_large``: with two, this machine's
+  scipy-openblas segfaults on them), so their seconds may be up to 2x what
+  a working two-thread solve would take;
 - sklearn nystroem: ``Nystroem(rbf, n_components=q)`` + ``RidgeCV``
   (leave-one-out over 13 alphas) for 4 gammas, the best LOO score kept.
 
@@ -125,15 +128,10 @@ def run_sklearn(row, x, y, xt, target, sk_max, q):
     if n <= sk_max:
         row.update(sk_grid_mse=mse(gs.predict(xt), target), sk_grid_s=w.seconds)
     else:
-        best = make_pipeline(StandardScaler(), KernelRidge(kernel="rbf")).set_params(**gs.best_params_)
-        fold = int(0.8 * n)
-        with common.stopwatch(f"sklearn KernelRidge, one fold fit on {fold} rows") as wf:
-            best.fit(x[:fold], y[:fold])
-        with common.stopwatch(f"sklearn KernelRidge refit on {n} rows") as wr:
-            best.fit(x, y)
-        row.update(sk_grid_mse=mse(best.predict(xt), target), sk_grid_subsample=len(sub),
-                   sk_grid_fold_fit_s=wf.seconds, sk_grid_refit_s=wr.seconds,
-                   sk_grid_s_extrapolated=80 * wf.seconds + wr.seconds)
+        fold_s, refit_s, pred = _sk_large(x, y, xt, gs.best_params_)
+        row.update(sk_grid_mse=mse(pred, target), sk_grid_subsample=len(sub), sk_grid_fold_fit_s=fold_s,
+                   sk_grid_refit_s=refit_s, sk_grid_s_extrapolated=80 * fold_s + refit_s,
+                   sk_grid_threads=1)
     t0 = time.perf_counter()
     best_score, best_model = -np.inf, None
     with common.stopwatch(f"sklearn Nystroem + RidgeCV on {n} rows"):
@@ -146,7 +144,52 @@ def run_sklearn(row, x, y, xt, target, sk_max, q):
     row.update(sk_nystroem_mse=mse(best_model.predict(xt), target), sk_nystroem_s=time.perf_counter() - t0)
 
 
+def _sk_large(x, y, xt, params):
+    """One fold fit (0.8 n rows) and the refit on n rows of sklearn's KernelRidge
+    at ``params``, in a child process with one OpenBLAS thread: with two,
+    scipy-openblas 0.3.31 (this machine's scipy) segfaults in the 16000-row
+    solve (measured: signal 11 in libscipy_openblas). Returns (fold seconds,
+    refit seconds, predictions at xt)."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data.npz")
+        np.savez(data, x=x, y=y, xt=xt)
+        with common.stopwatch(f"sklearn KernelRidge fold fit and refit on {len(y)} rows (child process)"):
+            out = subprocess.run([sys.executable, __file__, "--sk-child", data, json.dumps(params)],
+                                 capture_output=True, text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        return res["fold_s"], res["refit_s"], np.load(os.path.join(tmp, "pred.npy"))
+
+
+def _sk_child(data, params):
+    import json
+    import time
+
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    arrays = np.load(data)
+    x, y, xt = arrays["x"], arrays["y"], arrays["xt"]
+    model = make_pipeline(StandardScaler(), KernelRidge(kernel="rbf")).set_params(**json.loads(params))
+    fold = int(0.8 * len(y))
+    t0 = time.perf_counter()
+    model.fit(x[:fold], y[:fold])
+    t1 = time.perf_counter()
+    model.fit(x, y)
+    t2 = time.perf_counter()
+    np.save(os.path.join(os.path.dirname(data), "pred.npy"), model.predict(xt))
+    print(json.dumps(dict(fold_s=t1 - t0, refit_s=t2 - t1)))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--sk-child":
+        return _sk_child(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="n = 2000, wave2 and elecdemand")
     ap.add_argument("--sizes", type=int, nargs="*", default=[2000, 20000])

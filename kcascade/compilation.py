@@ -41,6 +41,16 @@ def jit(fun, **kwargs):
     return call
 
 
+def row_bucket(n: int) -> int:
+    """The padded row count a fit of n rows compiles for: n rounded up to four
+    significant binary digits (8 sizes per doubling, at most 1/8 of padding),
+    so that a new n reuses a compiled fit. Rows below 64 are not padded."""
+    if n < 64:
+        return int(n)
+    e = int(n).bit_length() - 4
+    return -(-int(n) // (1 << e)) << e
+
+
 def enable_compilation_cache(path: str | None = None) -> str:
     """Keep compiled programs in ``path`` (default ``$KCASCADE_CACHE`` or
     ``~/.cache/kcascade/xla``) and reuse them across processes. Returns the path."""

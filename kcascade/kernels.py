@@ -192,3 +192,22 @@ def marginal(name: str) -> Marginal:
 def gram(m: Marginal, u, v, domain):
     """Kernel matrix ``(len(u), len(v))`` built from the pointwise rule."""
     return jax.vmap(jax.vmap(m.kernel, (None, 0, None)), (0, None, None))(u, v, domain)
+
+
+def marginals_for(spec, d: int) -> tuple:
+    """One ``Marginal`` per covariate from ``spec``: one name for all d, or a
+    sequence of d names."""
+    if isinstance(spec, str):
+        return (marginal(spec),) * d
+    if len(spec) != d:
+        raise ValueError(f"marginals: expected {d} entries (one per column of x), got {len(spec)}")
+    return tuple(marginal(nm) for nm in spec)
+
+
+def spline_law(marginals):
+    """The smoothing-spline law lambda ~ n^{-r/(pr+1)} with p = 2 and r the
+    slowest eigenvalue decay among ``marginals`` (4 for cubic and periodic
+    splines, 2 for linear ones; nominal factors are finite-dimensional)."""
+    from kcascade import scaling
+    orders = [m.decay_order for m in marginals if m.decay_order is not None]
+    return scaling.smoothing_spline(r=min(orders, default=4.0), p=2.0)

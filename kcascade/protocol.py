@@ -140,7 +140,7 @@ def require(model, options, how=None):
     """Raise a ValueError unless ``model`` is an ``Estimator`` that declares every
     capability in ``options``. ``how``: the caller's name for each option."""
     if not isinstance(model, Estimator):
-        raise ValueError(f"model: expected a kcascade estimator (kc.SSANOVA, kc.KDE, nets.NetRegressor, ...), "
+        raise ValueError(f"model: expected a kcascade estimator (kc.SSANOVA, kc.SSDensity, kc.KDE, kc.KernelRidge, nets.NetRegressor, ...), "
                          f"got {type(model).__name__}")
     how = how or {}
     for option in options:

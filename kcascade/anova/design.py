@@ -11,10 +11,18 @@ and the feature maps and penalty built from them.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from kcascade.anova import terms
+
+
+def default_n_basis(n: int) -> int:
+    """q = max(30, ceil(10 n^{2/9})), capped at n (gss's rule)."""
+    return min(n, max(30, math.ceil(10 * n ** (2 / 9))))
+
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -45,6 +53,28 @@ def draw_basis(key, x, u, q: int, w=None):
     return u[ranked[jax.lax.top_k(-labels, q)[1]]]
 
 
+def discretize(marginals, u, levels: int):
+    """Rows rounded for a discretized pass: each non-nominal column of the
+    scaled rows ``u`` (n, d) to ``levels`` evenly spaced values over its
+    range. Returns (indexed (n, d): the value's index in those columns (as a
+    float) and the column itself for nominal ones, rounded (n, d): the
+    rounded values, grids {column: (levels,) values})."""
+    idx_cols, rounded, grids = [], [], {}
+    for v, marg in enumerate(marginals):
+        col = u[:, v]
+        if marg.name == "nominal":
+            idx_cols.append(col)
+            rounded.append(col)
+            continue
+        lo, hi = jnp.min(col), jnp.max(col)
+        step = jnp.where(hi > lo, (hi - lo) / (levels - 1), 1.0)
+        idx = jnp.clip(jnp.round((col - lo) / step), 0, levels - 1)
+        grids[v] = lo + jnp.arange(levels, dtype=u.dtype) * step
+        idx_cols.append(idx)
+        rounded.append(grids[v][idx.astype(jnp.int32)])
+    return jnp.stack(idx_cols, axis=1), jnp.stack(rounded, axis=1), grids
+
+
 class Design:
     """Features and penalty at fixed basis points (usable inside ``jit``).
 
@@ -52,10 +82,15 @@ class Design:
       structure: the ``terms.Structure``.
       basis: (q, d) scaled basis points.
       domains: (d, 2).
+      grids: None, or {column: (M,) values} of a discretized pass
+        (``discretize``): the rows given to ``shifted``, ``narrow`` and
+        ``full`` then hold those columns as indices into the grids, and
+        their kernel pieces come from tables evaluated once here.
     """
 
-    def __init__(self, structure: terms.Structure, basis, domains):
+    def __init__(self, structure: terms.Structure, basis, domains, grids=None):
         self.structure, self.basis, self.domains = structure, basis, domains
+        self.tables = None if grids is None else terms.tables(structure, grids, basis, domains)
         # computed here, in the caller's trace, not lazily inside a pass's scan
         s_b, r_b = terms.features(structure, basis, basis, domains)
         self.shift_null = jnp.mean(s_b, axis=0).at[0].set(0.0)   # (m,), 0 for the constant
@@ -69,7 +104,7 @@ class Design:
     def shifted(self, uc):
         """(s (c, m), r (K, c, q)): shifted null columns and kernel blocks of the
         scaled rows ``uc`` (c, d)."""
-        s, r = terms.features(self.structure, uc, self.basis, self.domains)
+        s, r = terms.features(self.structure, uc, self.basis, self.domains, self.tables)
         return s - self.shift_null, r - self.shift_pen[:, None, :]
 
     def narrow(self, uc, theta):

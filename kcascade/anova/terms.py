@@ -120,13 +120,25 @@ def _covariates(term_name):
     return tuple(int(v[1:]) for v in term_name.split(":"))
 
 
-def features(structure: Structure, u, basis, domains):
+def tables(structure: Structure, grids, basis, domains) -> dict:
+    """{column: (kernel (M, q) at the grid values and the basis points, null
+    columns (M, n_null) or None)} for the discretized columns in ``grids``."""
+    out = {}
+    for v, grid in grids.items():
+        marg = structure.marginals[v]
+        out[v] = (kernels.gram(marg, grid, basis[:, v], domains[v]), _vnull(marg, grid) if marg.n_null else None)
+    return out
+
+
+def features(structure: Structure, u, basis, domains, tables=None):
     """Null-space columns and per-component kernel blocks at scaled points.
 
     Args:
-      u: (c, d) scaled rows.
+      u: (c, d) scaled rows (the columns in ``tables`` as grid indices).
       basis: (q, d) scaled basis points.
       domains: (d, 2) covariate domains.
+      tables: None, or ``tables(...)`` of a discretized pass: those columns'
+        pieces are gathered from the tables.
     Returns:
       s: (c, m) null-space columns (column 0 is the constant).
       r: (K, c, q) kernel blocks R_beta(u_i, basis_j).
@@ -134,9 +146,16 @@ def features(structure: Structure, u, basis, domains):
     c = u.shape[0]
     pen, null_u, null_b = {}, {}, {}
     for v, marg in enumerate(structure.marginals):
-        pen[v] = kernels.gram(marg, u[:, v], basis[:, v], domains[v])
+        if tables is not None and v in tables:
+            idx = u[:, v].astype(jnp.int32)
+            pen[v] = jnp.take(tables[v][0], idx, axis=0)
+            if marg.n_null:
+                null_u[v] = jnp.take(tables[v][1], idx, axis=0)
+        else:
+            pen[v] = kernels.gram(marg, u[:, v], basis[:, v], domains[v])
+            if marg.n_null:
+                null_u[v] = _vnull(marg, u[:, v])
         if marg.n_null:
-            null_u[v] = _vnull(marg, u[:, v])
             null_b[v] = _vnull(marg, basis[:, v])
     ones = jnp.ones((c,), u.dtype)
     s_cols = []

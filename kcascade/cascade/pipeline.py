@@ -160,7 +160,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     """Select on a student subsample, transfer, fit the teacher once.
 
     Args:
-      model: an estimator (``kc.SSANOVA``, ``kc.KDE``, ``nets.NetRegressor``).
+      model: an estimator (``kc.SSANOVA``, ``kc.SSDensity``, ``kc.KDE``, ``kc.KernelRidge``,
+        ``nets.NetRegressor``).
       x: (n, d) covariates, or a pandas DataFrame (named and categorical
         columns as in ``model.fit``: the model is ``model.for_columns`` of
         them, and both fits keep the columns); y: (n,) responses (None for

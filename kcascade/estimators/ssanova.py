@@ -27,24 +27,11 @@ import numpy as np
 
 from kcascade import checks, devices, frames, kernels, progress as progress_lines, protocol, scaling
 from kcascade.anova import terms
+from kcascade.anova.design import default_n_basis
 from kcascade.estimators import ssanova_engine as engine, ssanova_glm as glm
 from kcascade.estimators.ssanova_fit import Hyper
+from kcascade.compilation import row_bucket  # noqa: F401  (kcascade.sklearn imports it from here)
 from kcascade.linalg import scores, statistics
-
-
-def default_n_basis(n: int) -> int:
-    """q = max(30, ceil(10 n^{2/9})), capped at n (gss's rule)."""
-    return min(n, max(30, math.ceil(10 * n ** (2 / 9))))
-
-
-def row_bucket(n: int) -> int:
-    """The padded row count a fit of n rows compiles for: n rounded up to four
-    significant binary digits (8 sizes per doubling, at most 1/8 of padding),
-    so that a new n reuses a compiled fit. Rows below 64 are not padded."""
-    if n < 64:
-        return int(n)
-    e = int(n).bit_length() - 4
-    return -(-int(n) // (1 << e)) << e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +77,13 @@ class SSANOVA(protocol.Estimator):
         (a streamed QR factor of [Z, y]: about twice the work, never squares
         the conditioning, accurate in float32) or "auto" (default): "qr" for
         float32 data, "gram" for float64.
+      discretize: None (default: exact rows) or M >= 2: in the pass over the
+        rows each non-nominal covariate is rounded to M evenly spaced values
+        over its range (bam(discrete=TRUE)'s idea): its kernel pieces are
+        evaluated once per value and basis point, and the rows' features are
+        gathered from those tables. The rounding moves a covariate by at most
+        half a step, range / (2 (M - 1)); the basis points are rounded rows;
+        predictions use the exact kernels at the new rows.
     """
 
     order: int = 2
@@ -104,6 +98,7 @@ class SSANOVA(protocol.Estimator):
     max_steps: int = 40
     stall_tol: float = 0.01
     statistics: str = "auto"
+    discretize: int | None = None
 
     supervised: ClassVar[bool] = True
     randomized: ClassVar[bool] = True
@@ -123,6 +118,9 @@ class SSANOVA(protocol.Estimator):
         return frozenset({"init", "warm_start", "mesh", "progress"})
 
     def __post_init__(self):
+        if self.discretize is not None and not (isinstance(self.discretize, (int, np.integer))
+                                                and not isinstance(self.discretize, bool) and self.discretize >= 2):
+            raise ValueError(f"discretize: expected None or an integer number of values >= 2, got {self.discretize!r}")
         if self.family not in glm.FAMILIES:
             raise ValueError(f"family: expected one of {glm.FAMILIES}, got {self.family!r}")
         if not isinstance(self.order, (int, np.integer)) or self.order < 1:
@@ -158,11 +156,7 @@ class SSANOVA(protocol.Estimator):
     # -- structure -------------------------------------------------------------
     def marginals_for(self, d: int) -> tuple:
         """One ``kernels.Marginal`` per covariate."""
-        if isinstance(self.marginals, str):
-            return (kernels.marginal(self.marginals),) * d
-        if len(self.marginals) != d:
-            raise ValueError(f"marginals: expected {d} entries (one per column of x), got {len(self.marginals)}")
-        return tuple(kernels.marginal(nm) for nm in self.marginals)
+        return kernels.marginals_for(self.marginals, d)
 
     def structure(self, d: int) -> terms.Structure:
         """The term structure for d covariates."""
@@ -193,8 +187,7 @@ class SSANOVA(protocol.Estimator):
         """The smoothing-spline law lambda ~ n^{-r/(pr+1)} with p = 2 and r the
         slowest eigenvalue decay among the marginals (4 for cubic and periodic
         splines, 2 for linear ones; nominal factors are finite-dimensional)."""
-        orders = [m.decay_order for m in self.marginals_for(d) if m.decay_order is not None]
-        return scaling.smoothing_spline(r=min(orders, default=4.0), p=2.0)
+        return kernels.spline_law(self.marginals_for(d))
 
     def scale_of(self, hyper: Hyper):
         """The scale parameter a scaling law acts on: log lambda."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from kcascade import compilation, select
 from kcascade.anova import Design, domains_of, draw_basis, scale_rows
+from kcascade.anova.design import discretize
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 from kcascade.linalg import passes, scores, solve
 
@@ -53,8 +54,13 @@ class Problem:
         self.score_fn = model.score_function()
         structure = model.structure(x.shape[1])
         domains = domains_of(structure.marginals, x, model.domains)
-        self.u = scale_rows(structure.marginals, x, domains)
-        self.design = Design(structure, draw_basis(key, x, self.u, model.n_basis_for(x.shape[0]), w), domains)
+        u = scale_rows(structure.marginals, x, domains)
+        q = model.n_basis_for(x.shape[0])
+        if model.discretize is None:
+            self.u, self.design = u, Design(structure, draw_basis(key, x, u, q, w), domains)
+        else:
+            self.u, rounded, grids = discretize(structure.marginals, u, model.discretize)
+            self.design = Design(structure, draw_basis(key, x, rounded, q, w), domains, grids)
         self.m = structure.m
 
     def _pass(self, feature_fn, label):

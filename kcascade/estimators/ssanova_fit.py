@@ -116,8 +116,7 @@ class SSANOVAFit(protocol.Fit):
                                                                               self.structure.names))
         # rows padded to a size bucket (8 per doubling): nearby query sizes
         # (plot grids, IRLS passes, test sets) share one compiled program
-        from kcascade.estimators.ssanova import row_bucket
-        rows, padded = x_new.shape[0], row_bucket(x_new.shape[0])
+        rows, padded = x_new.shape[0], compilation.row_bucket(x_new.shape[0])
         if padded != rows:
             x_new = jnp.concatenate([x_new, jnp.broadcast_to(x_new[:1], (padded - rows, x_new.shape[1]))])
         mean, sd = _predict_jit(self, x_new, jnp.asarray(null_mask), jnp.asarray(comp_mask))

@@ -80,17 +80,22 @@ def deviance(family: str, y, mu, m):
     return 2.0 * jnp.sum(m * (_xlogx_over(y, mu) - (y - mu)))
 
 
+def variance(family: str, mu):
+    """The family's variance function V(mu): mu (1 - mu) or mu."""
+    return mu * (1.0 - mu) if family == "binomial" else mu
+
+
 @jax.jit
 def _working_binomial(y, eta, m, offset):
     mu = mean_of("binomial", eta)
-    v = jnp.maximum(mu * (1.0 - mu), 1e-12)
+    v = jnp.maximum(variance("binomial", mu), 1e-12)
     return eta + (y - mu) / v, m * v
 
 
 @jax.jit
 def _working_poisson(y, eta, m, offset):
     mu = mean_of("poisson", eta + offset)
-    v = jnp.maximum(mu, 1e-12)
+    v = jnp.maximum(variance("poisson", mu), 1e-12)
     return eta + (y - mu) / v, m * v
 
 
@@ -262,7 +267,7 @@ class GSSANOVAFit(protocol.Fit):
         if x is not None:
             eta = self.predict(x, offset=offset) if offset is not None else self.evaluate(x)
             mu = mean_of(self.model.family, eta)
-            v = mu * (1.0 - mu) if self.model.family == "binomial" else mu
+            v = variance(self.model.family, mu)
             w = np.asarray(v if weights is None else v * jnp.asarray(weights, v.dtype), np.float64)
         base = ssanova_summary.summarize(self.inner, x, w)
         header = dict(base.header, family=self.model.family, deviance=float(self.deviance),

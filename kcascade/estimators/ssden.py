@@ -55,7 +55,7 @@ import numpy as np
 
 from kcascade import checks, compilation, kernels, progress as progress_lines, protocol, scaling, select
 from kcascade.anova import terms
-from kcascade.anova.design import draw_basis, scale_rows
+from kcascade.anova.design import default_n_basis, draw_basis, scale_rows
 from kcascade.estimators.ssanova_fit import Hyper
 
 _HI = jax.lax.Precision.HIGHEST
@@ -64,11 +64,6 @@ MAX_D = 4
 SP_BOX = 15.0        # s stays within this of the start's range (as the regression engine)
 INNER_STEPS = 60     # most damped Newton steps of the inner problem
 QUAD_TOL = 1e-3      # largest disagreement of the check rule's log integral at a candidate the selection accepts
-
-
-def default_n_basis(n: int) -> int:
-    """q = max(30, ceil(10 n^{2/9})), capped at n (gss's rule)."""
-    return min(n, max(30, math.ceil(10 * n ** (2 / 9))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,11 +120,8 @@ class SSDensity(protocol.Estimator):
 
     # -- structure -------------------------------------------------------------
     def marginals_for(self, d: int) -> tuple:
-        if isinstance(self.marginals, str):
-            return (kernels.marginal(self.marginals),) * d
-        if len(self.marginals) != d:
-            raise ValueError(f"marginals: expected {d} entries (one per column of x), got {len(self.marginals)}")
-        return tuple(kernels.marginal(nm) for nm in self.marginals)
+        """One ``kernels.Marginal`` per covariate."""
+        return kernels.marginals_for(self.marginals, d)
 
     def structure(self, d: int) -> terms.Structure:
         if self.order > d:
@@ -142,8 +134,7 @@ class SSDensity(protocol.Estimator):
     # -- the estimator protocol ------------------------------------------------
     def default_law(self, d: int) -> scaling.Law:
         """lambda ~ n^{-r/(pr+1)} (Gu 2013, ch. 9: the same rates as regression)."""
-        orders = [m.decay_order for m in self.marginals_for(d) if m.decay_order is not None]
-        return scaling.smoothing_spline(r=min(orders, default=4.0), p=2.0)
+        return kernels.spline_law(self.marginals_for(d))
 
     def scale_of(self, hyper: Hyper):
         return hyper.log_lambda
@@ -277,9 +268,10 @@ class _Problem:
         grad = -xi + mu + pen @ b
         return b - _psd_solve(hess, grad), grad, hess
 
-    def solve(self, s, b0):
-        """The minimiser of A at s by damped Newton from b0: (b, A, log_norm, H)."""
-        xi, g, pen, _ = self.at(s)
+    def solve(self, s, b0, parts=None):
+        """The minimiser of A at s by damped Newton from b0. ``parts``:
+        ``self.at(s)`` where the caller has it already."""
+        xi, g, pen, _ = self.at(s) if parts is None else parts
 
         def going(c):
             k, _, _, done = c
@@ -303,24 +295,31 @@ class _Problem:
         _, b, a, _ = jax.lax.while_loop(going, body, (jnp.asarray(0), b0, a0, jnp.asarray(False)))
         return b
 
-    def resolved(self, s, b):
+    def resolved(self, s, b, parts=None):
         """Whether the quadrature resolves eta = G b at s: the finer check rule's
         log integral agrees to ``QUAD_TOL``. Where it does not (eta with spikes
         between the nodes, at very small lambda), the score is not trusted."""
         theta = jnp.exp(-s)
         g = jnp.concatenate([self.check_s, jnp.einsum("k,knq->nq", theta, self.check_r, precision=_HI)], axis=1)
         fine = jax.scipy.special.logsumexp(jnp.matmul(g, b, precision=_HI) + self.check_log_w)
-        xi, g0, pen, _ = self.at(s)
+        xi, g0, pen, _ = self.at(s) if parts is None else parts
         return jnp.abs(fine - self.objective(b, xi, g0, pen)[1]) < QUAD_TOL
 
-    def score_at(self, s, b, alpha):
+    def score_at(self, s, b, alpha, parts=None):
         """V(s) with b taken as the inner minimiser."""
-        xi, g, pen, cov = self.at(s)
+        xi, g, pen, cov = self.at(s) if parts is None else parts
         _, log_norm, pi = self.objective(b, xi, g, pen)
         mu = pi @ g
         hess = (g * pi[:, None]).T @ g - jnp.outer(mu, mu) + pen
         loo = jnp.trace(_psd_solve(hess, cov)) / (self.n - 1)
         return -xi @ b + log_norm + alpha * loo
+
+    def trusted_score(self, s, b0, alpha):
+        """(V(s) where the quadrature resolves the inner minimiser, else inf;
+        that minimiser, from b0), with the parts at s formed once."""
+        parts = self.at(s)
+        b = self.solve(s, b0, parts)
+        return jnp.where(self.resolved(s, b, parts), self.score_at(s, b, alpha, parts), jnp.inf), b
 
     def local(self, b_at, alpha):
         """s -> V(s, b(s)) with b(s) two Newton steps from b_at: equal to V at
@@ -378,29 +377,24 @@ def _fit_impl(model, x, key, hyper, init):
             grid = jnp.linspace(-14.0, 2.0, 17, dtype=x.dtype)
 
             def grid_score(ll):
-                s = ll - log_theta
-                b = prob.solve(s, b0)
-                return jnp.where(prob.resolved(s, b), prob.score_at(s, b, model.alpha), jnp.inf)
+                return prob.trusted_score(ll - log_theta, b0, model.alpha)[0]
 
             values = jax.lax.map(grid_score, grid)
             s0 = grid[jnp.argmin(jnp.where(jnp.isfinite(values), values, jnp.inf))] - log_theta
 
-        def evaluate(s):
-            b = prob.solve(s, b0)
-            return jnp.where(prob.resolved(s, b), prob.score_at(s, b, model.alpha), jnp.inf), b
-
-        res = select.newton(evaluate, s0, local=lambda b: prob.local(b, model.alpha),
+        res = select.newton(lambda s: prob.trusted_score(s, b0, model.alpha), s0, local=lambda b: prob.local(b, model.alpha),
                             lower=jnp.full((k,), jnp.min(s0) - SP_BOX), upper=jnp.full((k,), jnp.max(s0) + SP_BOX),
                             max_steps=model.max_steps, f_scale=1.0)
         s = res.x
-    b = prob.solve(s, b0)
-    xi, g, pen, _ = prob.at(s)
+    parts = prob.at(s)
+    b = prob.solve(s, b0, parts)
+    xi, g, pen, _ = parts
     _, log_norm, _ = prob.objective(b, xi, g, pen)
-    score = prob.score_at(s, b, model.alpha)
+    score = prob.score_at(s, b, model.alpha, parts)
     log_volume = jnp.sum(jnp.log(prob.domains[:, 1] - prob.domains[:, 0]))
     return SSDensityFit(model=model, hyper=_hyper_of(s), domains=prob.domains, basis=prob.basis,
                         coef=b, log_norm=log_norm + log_volume, score=score, n=jnp.asarray(x.shape[0]),
-                        resolved=prob.resolved(s, b))
+                        resolved=prob.resolved(s, b, parts))
 
 
 _fit_jit = compilation.jit(_fit_impl, static_argnums=(0,))

@@ -1,0 +1,64 @@
+"""The discretized pass (``SSANOVA(discretize=M)``) against the exact one."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import kcascade as kc
+
+KEY = jax.random.key(0)
+
+
+def _hyper(model, d):
+    k = model.structure(d).k
+    return kc.Hyper(jnp.asarray(-9.0), jnp.linspace(-0.5, 0.5, k))
+
+
+def test_equals_the_exact_fit_when_the_values_lie_on_the_grid():
+    # 11 evenly spaced values per column, min and max included: rounding to
+    # 11 (or 21) values over the range changes nothing
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 11, (400, 2)) / 10.0
+    y = np.sin(3 * x[:, 0]) + x[:, 0] * x[:, 1] + 0.1 * rng.standard_normal(400)
+    xt = rng.uniform(0, 1, (50, 2))
+    exact = kc.SSANOVA(order=2)
+    hyper = _hyper(exact, 2)
+    ref = exact.fit(x, y, key=KEY, hyper=hyper).predict(xt)
+    for levels in (11, 21):
+        got = kc.SSANOVA(order=2, discretize=levels).fit(x, y, key=KEY, hyper=hyper).predict(xt)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_rounding_error_shrinks_with_the_number_of_values():
+    # rounding moves a covariate by at most range / (2 (M - 1)): the fit moves
+    # in proportion (first order), so 16x more values should cut the change
+    # about 16x; asked: at least 4x
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (1500, 3))
+    y = np.sin(4 * x[:, 0]) + x[:, 1] ** 2 + x[:, 0] * x[:, 2] + 0.1 * rng.standard_normal(1500)
+    xt = rng.uniform(0, 1, (200, 3))
+    exact = kc.SSANOVA(order=2)
+    hyper = _hyper(exact, 3)
+    ref = np.asarray(exact.fit(x, y, key=KEY, hyper=hyper).predict(xt))
+    errs = [float(np.max(np.abs(np.asarray(kc.SSANOVA(order=2, discretize=m).fit(x, y, key=KEY, hyper=hyper)
+                                           .predict(xt)) - ref))) for m in (16, 256)]
+    assert errs[1] < errs[0] / 4, errs
+    assert errs[1] < 1e-2, errs
+
+
+def test_selection_runs_on_the_discretized_pass():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (800, 2))
+    f = lambda x: np.sin(3 * x[:, 0]) + x[:, 0] * x[:, 1]
+    y = f(x) + 0.2 * rng.standard_normal(800)
+    xt = rng.uniform(0, 1, (500, 2))
+    exact = kc.SSANOVA(order=2).fit(x, y, key=KEY)
+    disc = kc.SSANOVA(order=2, discretize=200).fit(x, y, key=KEY)
+    m_exact, m_disc = (np.mean((np.asarray(fit.predict(xt)) - f(xt)) ** 2) for fit in (exact, disc))
+    assert m_disc < 1.2 * m_exact, (m_disc, m_exact)
+
+
+@pytest.mark.parametrize("bad", [1, 0, True, 2.5, "auto"])
+def test_bad_discretize(bad):
+    with pytest.raises(ValueError, match="discretize: expected None or an integer"):
+        kc.SSANOVA(discretize=bad)
