@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from kcascade import checks, compilation, frames, progress as progress_lines, protocol, scaling, select, stationary
+from kcascade import checks, compilation, devices, frames, progress as progress_lines, protocol, scaling, select, stationary
 from kcascade.linalg import passes
 
 BASES = ("exact", "nystrom", "rff")
@@ -249,11 +249,14 @@ class KernelRidge(protocol.Estimator):
                              "use kc.cascade (a student selects), basis='nystrom', or give hyper")
         if mesh is not None:
             protocol.require(self, ["mesh"])
+        mesh = devices.auto_mesh(mesh)
+        x, y = devices.on_mesh(mesh, x, y)
         q = self.capacity(n)
         what = "fixed hyperparameters" if hyper is not None else "GCV selection"
         with progress_lines.phase(f"KernelRidge ({self.basis}, q = {q}) on {n} rows: {what}", on=bool(progress)):
             out = _fit_jit(self, x, y, key, hyper, init, start, mesh)
             out = jax.block_until_ready(out) if progress else out
+        out = devices.local(out) if mesh is not None else out
         return protocol.with_columns(out, columns)
 
     def score_at(self, x, y, hyper: KRRHyper, *, key):
