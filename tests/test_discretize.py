@@ -46,6 +46,7 @@ def test_rounding_error_shrinks_with_the_number_of_values():
     assert errs[1] < 1e-2, errs
 
 
+@pytest.mark.slow   # two full selections (~10 s)
 def test_selection_runs_on_the_discretized_pass():
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 1, (800, 2))

@@ -202,6 +202,7 @@ def test_leverage_centres_are_distinct_rows_and_fit_as_well():
     assert m_lev <= 1.2 * m_uni, (m_lev, m_uni)
 
 
+@pytest.mark.slow   # three fits of a ladder and a teacher (~11 s)
 def test_capacity_ladder_cascade():
     x, y, f = _data(3000, seed=7)
     model = kc.KernelRidge(basis="nystrom", solver="cg")
