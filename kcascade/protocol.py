@@ -41,7 +41,9 @@ in ``CAPABILITIES``); an option outside it is rejected before any work by
 - "warm_start": ``fit(..., hyper=h, start=student_fit)`` starts an
   iterative fit from a smaller fit;
 - "mesh": ``fit(..., mesh=Mesh)`` splits the pass over the rows over devices;
-- "progress": ``fit(..., progress=True)`` reports progress on stderr.
+- "progress": ``fit(..., progress=True)`` reports progress on stderr;
+- "source": ``fit(source, None, ...)`` reads the rows from a chunked source
+  (``kcascade.sources``) without holding them all.
 
 A fit provides ``hyper``, ``n`` (rows it was fitted on) and
 ``evaluate(x_new)``: the estimated function at new rows (the regression
@@ -62,6 +64,7 @@ CAPABILITIES = {
     "warm_start": "a warm start from the student's fit (warm_start)",
     "mesh": "a device mesh (mesh)",
     "progress": "progress lines (progress)",
+    "source": "rows from a chunked source (kc.NpySource, kc.ParquetSource, kc.ChunkSource)",
 }
 
 

@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, frames, progress as progress_lines, protocol, scaling
+from kcascade import checks, frames, progress as progress_lines, protocol, scaling, sources
 from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
 _OPTION_NAMES = {"init": "stages", "refine": "refine", "refine_on_mesh": "refine with mesh", "scale_search": "teacher_lambda='select'",
-                 "warm_start": "warm_start", "mesh": "mesh", "progress": "progress"}
+                 "warm_start": "warm_start", "mesh": "mesh", "progress": "progress", "source": "x"}
 
 
 def transfer(hyper, law: scaling.Law, n_from, n_to):
@@ -164,8 +164,11 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         ``nets.NetRegressor``).
       x: (n, d) covariates, or a pandas DataFrame (named and categorical
         columns as in ``model.fit``: the model is ``model.for_columns`` of
-        them, and both fits keep the columns); y: (n,) responses (None for
-        density estimators). Checked by the model's own checks (the messages
+        them, and both fits keep the columns), or a chunked source of rows
+        (``kc.NpySource``, ``kc.ParquetSource``, ``kc.ChunkSource``; models
+        with the "source" capability): the students' rows are drawn with
+        ``source.take`` and the teacher streams the rest (no refine, no
+        mesh); y: (n,) responses (None for density estimators and sources). Checked by the model's own checks (the messages
         of ``model.fit``) before the student runs.
       key: a ``jax.random`` key (subsample, basis points).
       n_student: student rows; default ``student_size(n)``.
@@ -212,29 +215,49 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
                   refine_on_mesh=refine > 0 and mesh is not None)
     protocol.require(model, [name for name, on in wanted.items() if on is not None and on is not False],
                      _OPTION_NAMES)
-    x, columns = frames.split(x)
-    model = model.for_columns(columns)
-    x, y = model.check_data(x, y)
-    n, d = x.shape
+    src = x if sources.is_source(x) else None
+    if src is not None:
+        protocol.require(model, ["source"], _OPTION_NAMES)
+        if y is not None:
+            raise ValueError("y: a chunked source holds the responses; give y=None")
+        if refine or mesh is not None:
+            raise ValueError("refine, mesh: not available with a chunked source yet; give refine=0 and mesh=None")
+        columns, n, d = None, src.n_rows, src.n_columns
+    else:
+        x, columns = frames.split(x)
+        model = model.for_columns(columns)
+        x, y = model.check_data(x, y)
+        n, d = x.shape
     sizes = _sizes(n, n_student, stages)
     if len(sizes) > 1:
         protocol.require(model, ["init"], _OPTION_NAMES)
     law = model.default_law(d) if law is None else law
     k_sub, k_student, k_teacher = jax.random.split(key, 3)
-    order = jax.random.permutation(k_sub, n)
+    order = None if src is not None else jax.random.permutation(k_sub, n)
+
+    def rows(i, b, size):
+        """The b-th student's rows of stage i: disjoint blocks of one random
+        order while B n_s <= n, else an independent draw."""
+        disjoint = (b + 1) * size <= n and (students * size <= n or src is None)
+        if src is None:
+            idx = order[b * size:(b + 1) * size] if disjoint else \
+                jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
+            return x[idx], None if y is None else y[idx]
+        if disjoint:   # all B students' rows drawn at once, then dealt out at random
+            drawn = sources.draw_rows(jax.random.fold_in(k_sub, i), n, students * size)
+            dealt = np.asarray(jax.random.permutation(jax.random.fold_in(k_sub, 10_000 + i), drawn.shape[0]))
+            return src.take(np.sort(drawn[dealt[b * size:(b + 1) * size]]))
+        return src.take(sources.draw_rows(jax.random.fold_in(k_sub, 1000 * i + b), n, size))
     t_start = time.perf_counter()
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)
         fits = []
         for b in range(int(students)):
-            if (b + 1) * size <= n:
-                idx = order[b * size:(b + 1) * size]
-            else:
-                idx = jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
+            x_b, y_b = rows(i, b, size)
             with progress_lines.phase(f"student {b + 1} of {students} on {size} rows", on=bool(progress)):
                 fits.append(jax.block_until_ready(protocol.fit_with(
-                    model, x[idx], None if y is None else y[idx],
+                    model, x_b, y_b,
                     key=jax.random.fold_in(jax.random.fold_in(k_student, i), b), init=init)))
         student = fits[0]
         hyper = fits[0].hyper if students == 1 else combine([f.hyper for f in fits])
@@ -250,7 +273,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_refine = time.perf_counter()
     with progress_lines.phase(f"teacher on {n} rows at the transferred values", on=bool(progress)):
         teacher = jax.block_until_ready(protocol.fit_with(
-            model, x, y, key=k_teacher, hyper=hyper_teacher, start=student if warm_start else None,
+            model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=student if warm_start else None,
             **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,

@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, devices, frames, kernels, progress as progress_lines, protocol, scaling
+from kcascade import checks, devices, frames, kernels, progress as progress_lines, protocol, scaling, sources
 from kcascade.anova import terms
 from kcascade.anova.design import default_n_basis
-from kcascade.estimators import ssanova_engine as engine, ssanova_glm as glm
+from kcascade.estimators import ssanova_engine as engine, ssanova_glm as glm, ssanova_stream
 from kcascade.estimators.ssanova_fit import Hyper
 from kcascade.compilation import row_bucket  # noqa: F401  (kcascade.sklearn imports it from here)
 from kcascade.linalg import scores, statistics
@@ -110,11 +110,11 @@ class SSANOVA(protocol.Estimator):
 
     @property
     def capabilities(self) -> frozenset:
-        """Gaussian: init, refine, scale_search, mesh, progress. Binomial and
-        Poisson: init, warm_start (the student's eta starts the teacher's
+        """Gaussian: init, refine, scale_search, mesh, progress, source. Binomial
+        and Poisson: init, warm_start (the student's eta starts the teacher's
         IRLS), mesh, progress."""
         if self.family == "gaussian":
-            return frozenset({"init", "refine", "scale_search", "mesh", "progress"})
+            return frozenset({"init", "refine", "scale_search", "mesh", "progress", "source"})
         return frozenset({"init", "warm_start", "mesh", "progress"})
 
     def __post_init__(self):
@@ -305,7 +305,10 @@ class SSANOVA(protocol.Estimator):
         """Fit; select lambda and all theta unless ``hyper`` is given.
 
         Args:
-          x: (n, d) float covariates (integer codes for nominal columns), or a
+          x: (n, d) float covariates (integer codes for nominal columns), a
+            chunked source of rows (``kc.NpySource``, ``kc.ParquetSource``,
+            ``kc.ChunkSource``; then ``y=None``; Gaussian only; see
+            ``ssanova_stream``: three reads, one chunk in memory), or a
             pandas DataFrame: its column names become the covariates' names
             (``fit.terms``, ``predict(terms=...)``, matched by name in
             ``predict``), and its categorical, string and boolean columns
@@ -340,6 +343,17 @@ class SSANOVA(protocol.Estimator):
           ``GSSANOVAFit``.
         """
         checks.random_key(key)
+        if sources.is_source(x):
+            protocol.require(self, ["source"])
+            if y is not None or weights is not None or offset is not None or start is not None or mesh is not None:
+                raise ValueError("x: a chunked source holds the responses; give y=None (and no weights, offset, "
+                                 "start or mesh, which a streamed fit does not take yet)")
+            if hyper is not None and init is not None:
+                raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
+            if scale_search and hyper is None:
+                raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
+            return ssanova_stream.fit_source(self, x, key=key, hyper=hyper, init=init, scale_search=scale_search,
+                                             progress=progress)
         x, columns = frames.split(x)
         if columns is not None:
             fit = self.for_columns(columns).fit(x, y, key=key, hyper=hyper, init=init, scale_search=scale_search,

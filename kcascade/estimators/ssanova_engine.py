@@ -50,6 +50,7 @@ class Problem:
 
     def __init__(self, model, x, y, w, key, mesh=None, progress=False):
         self.model, self.y, self.w, self.mesh, self.progress = model, y, w, mesh, progress
+        self.dtype = y.dtype
         self.stats = model.statistics_for(y.dtype)
         self.score_fn = model.score_function()
         structure = model.structure(x.shape[1])
@@ -63,7 +64,26 @@ class Problem:
             self.design = Design(structure, draw_basis(key, x, rounded, q, w), domains, grids)
         self.m = structure.m
 
+    @classmethod
+    def of_statistics(cls, model, design, statistics, dtype, tss):
+        """A problem whose one pass over the rows was made elsewhere (a streamed
+        source, ``ssanova_stream``): ``statistics`` is that pass's result
+        (the full statistics without hyperparameters, the narrow ones with)."""
+        prob = cls.__new__(cls)
+        prob.model, prob.y, prob.w, prob.mesh, prob.progress = model, None, None, None, False
+        prob.dtype, prob.stats, prob.score_fn = dtype, model.statistics_for(dtype), model.score_function()
+        prob.design, prob.m, prob.u = design, design.structure.m, None
+        prob._given, prob._tss = statistics, tss
+        return prob
+
+    @property
+    def tss(self):
+        """The weighted total sum of squares of the response about its mean."""
+        return self._tss if self.y is None else _tss(self.y, self.w)
+
     def _pass(self, feature_fn, label):
+        if self.y is None:
+            return self._given
         k, q = self.design.structure.k, self.design.basis.shape[0]
         # chunks sized for the widest features of a pass (K blocks per chunk)
         chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
@@ -87,7 +107,7 @@ class Problem:
         return self.stats.at_theta(full, self.m, theta, self.design.penalty(theta))
 
     def reduce(self, prob) -> solve.Reduced:
-        return solve.reduce(self.stats.eliminated(prob), self.stats.sv_cut(self.y.dtype))
+        return solve.reduce(self.stats.eliminated(prob), self.stats.sv_cut(self.dtype))
 
     def score(self, red: solve.Reduced, log_lambda):
         """The model's score of a reduced problem at ``log_lambda``."""
@@ -130,7 +150,7 @@ def _start(prob: Problem, full) -> jax.Array:
     then each theta_b set to the size theta_b^2 c'R_b c of its fitted
     component, and lambda from the grid again; the better of the two points,
     as log smoothing parameters (K,)."""
-    tiny = jnp.finfo(prob.y.dtype).tiny
+    tiny = jnp.finfo(prob.dtype).tiny
 
     def floored_log(v):
         return jnp.log(jnp.maximum(v, 1e-12 * jnp.max(v) + tiny))
@@ -197,7 +217,7 @@ def _select(prob: Problem, full, init) -> Hyper:
     there while the gradient pushes it out.
     """
     evaluate, local = newton_problem(prob, full)
-    s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.y.dtype)
+    s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.dtype)
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
     gcv = prob.model.score in ("gcv", "ubr")      # scores of the size sigma^2 + risk
     res = select.newton(evaluate, s0, local=local, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
@@ -208,7 +228,11 @@ def _select(prob: Problem, full, init) -> Hyper:
 
 
 def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False):
-    prob = Problem(model, x, y, w, key, mesh, progress)
+    return fit_problem(Problem(model, x, y, w, key, mesh, progress), hyper, init, scale_search)
+
+
+def fit_problem(prob: Problem, hyper, init, scale_search=False) -> SSANOVAFit:
+    """Selection (``hyper`` None) or one solve at ``hyper``, then the fit."""
     if hyper is None:
         full = prob.full()
         hyper = _select(prob, full, init)
@@ -252,7 +276,7 @@ def _finish(prob: Problem, red: solve.Reduced, hyper) -> SSANOVAFit:
         hyper=Hyper(jnp.asarray(hyper.log_lambda, dtype), jnp.asarray(hyper.log_theta, dtype)),
         domains=prob.design.domains, basis=prob.design.basis, coef_null=d, coef_basis=c,
         chol_a=red.chol_a, ainv_b=red.ainv_b, post_basis=red.basis, post_weights=solve.weights(red, rho),
-        score=prob.score_fn(fit, red.n), df=fit.trace, rss=fit.rss, n=red.n, tss=_tss(prob.y, prob.w))
+        score=prob.score_fn(fit, red.n), df=fit.trace, rss=fit.rss, n=red.n, tss=prob.tss)
 
 
 def _tss(y, w):

@@ -140,7 +140,7 @@ def factor(feature_fn: Callable, x, y, w=None, *, chunk: int, mesh: Mesh | None 
             xc, yc, wc, i = batch
             block = jnp.concatenate([feature_fn(xc), yc[:, None]], axis=1) * jnp.sqrt(wc)[:, None]
             tick(i)
-            return _qr_r(jnp.concatenate([r, block])), None
+            return qr_r(jnp.concatenate([r, block])), None
 
         return jax.lax.scan(body, vary(jnp.zeros((width, width), y.dtype)), chunks)[0]
 
@@ -148,7 +148,7 @@ def factor(feature_fn: Callable, x, y, w=None, *, chunk: int, mesh: Mesh | None 
         # Each device puts its factor in its own slot; the psum is a gather
         # whose result is known to be the same on every device.
         slots = jnp.zeros((mesh.size,) + r.shape, r.dtype).at[jax.lax.axis_index(axes)].set(r)
-        return _qr_r(jax.lax.psum(slots, axes).reshape(-1, r.shape[1]))
+        return qr_r(jax.lax.psum(slots, axes).reshape(-1, r.shape[1]))
 
     r = _one_pass(scan_fn, combine, x, y, w, chunk, mesh, progress)
     return Factor(r, row_count(w, y))
@@ -175,7 +175,7 @@ def normal_apply(feature_fn: Callable, x, v, u=None, w=None, *, chunk: int, mesh
     return _one_pass(scan_fn, lambda part, axes: jax.lax.psum(part, axes), x, y, w, chunk, mesh, None)
 
 
-def _qr_r(a):
+def qr_r(a):
     return jnp.linalg.qr(a, mode="r")
 
 

@@ -33,6 +33,10 @@ class Gram:
     def one_pass(self, feature_fn, u, y, w, **options):
         return passes.accumulate(feature_fn, u, y, w, **options)
 
+    def merge(self, a: passes.Stats, b: passes.Stats) -> passes.Stats:
+        """The statistics of two disjoint sets of rows together."""
+        return passes.Stats(a.ztz + b.ztz, a.zty + b.zty, a.yty + b.yty, a.n + b.n)
+
     def narrow(self, st: passes.Stats, m: int, pen) -> solve.Blocks:
         return solve.blocks_from_stats(*st, m, pen)
 
@@ -66,6 +70,10 @@ class QR:
 
     def one_pass(self, feature_fn, u, y, w, **options):
         return passes.factor(feature_fn, u, y, w, **options)
+
+    def merge(self, a: passes.Factor, b: passes.Factor) -> passes.Factor:
+        """The factor of two disjoint sets of rows together: R of [R_a; R_b]."""
+        return passes.Factor(passes.qr_r(jnp.concatenate([a.r, b.r])), a.n + b.n)
 
     def narrow(self, f: passes.Factor, m: int, pen) -> solve.Eliminated:
         return solve.eliminate_qr(f.r, f.n, m, pen)
