@@ -51,8 +51,19 @@ def _free_port():
 
 @pytest.mark.slow   # two fresh processes compile everything again (~45 s)
 def test_two_processes_match_one(tmp_path):
+    """Two processes on loopback, each reading its own file (three row groups)
+    of one Parquet dataset, against one process holding all rows."""
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    x, y, *_ = case()
+    n, folder = x.shape[0], tmp_path / "rows"
+    folder.mkdir()
+    for pid in range(2):
+        block = slice(pid * n // 2, (pid + 1) * n // 2)
+        cols = {f"x{j}": np.asarray(x)[block, j] for j in range(3)} | {"y": np.asarray(y)[block]}
+        pq.write_table(pa.table(cols), folder / f"part-{pid}.parquet", row_group_size=200)
     port, out = str(_free_port()), tmp_path / "two.npz"
-    procs = [subprocess.Popen([sys.executable, str(HERE / "distributed_worker.py"), str(i), "2", port, str(out)],
+    procs = [subprocess.Popen([sys.executable, str(HERE / "distributed_worker.py"), str(i), "2", port, str(out),
+                               str(folder)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
              for i in range(2)]
     logs = [p.communicate(timeout=600)[0] for p in procs]

@@ -344,7 +344,7 @@ class SSANOVA(protocol.Estimator):
         """
         checks.random_key(key)
         if sources.is_source(x):
-            protocol.require(self, ["source"])
+            protocol.require(self, ["source"], {"source": "x"})
             if y is not None or weights is not None or offset is not None or start is not None or mesh is not None:
                 raise ValueError("x: a chunked source holds the responses; give y=None (and no weights, offset, "
                                  "start or mesh, which a streamed fit does not take yet)")
