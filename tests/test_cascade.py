@@ -18,7 +18,7 @@ def data():
 
 def test_cascade_pipeline(data):
     x, y, _, xt, ft = data
-    res = kc.cascade(MODEL, x, y, key=jax.random.key(0))
+    res = kc.cascade(MODEL, x, y, key=jax.random.key(0), teacher_lambda="law")
     assert res.n == 4000 and res.n_student == kc.student_size(4000)
     assert res.student.n == res.n_student and res.teacher.n == 4000
     # the teacher sits exactly at the transferred hyperparameters
@@ -37,7 +37,8 @@ def test_cascade_pipeline(data):
 
 def test_multistage_and_custom_law(data):
     x, y, *_ = data
-    res = kc.cascade(MODEL, x, y, key=jax.random.key(1), stages=(200, 500), law=kc.laws.power(-0.5))
+    res = kc.cascade(MODEL, x, y, key=jax.random.key(1), stages=(200, 500), law=kc.laws.power(-0.5),
+                     teacher_lambda="law")
     assert [s.n for s in res.stages] == [200, 500] and res.n_student == 500
     np.testing.assert_allclose(float(res.hyper_teacher.log_lambda),
                                float(res.hyper_student.log_lambda) - 0.5 * np.log(4000 / 500))
@@ -73,15 +74,18 @@ def test_cascade_errors(data):
 def test_teacher_selects_lambda_along_transferred_theta(data):
     x, y, *_ = data
     key = jax.random.key(3)
-    by_law = kc.cascade(MODEL, x, y, key=key)
+    by_law = kc.cascade(MODEL, x, y, key=key, teacher_lambda="law")
     chosen = kc.cascade(MODEL, x, y, key=key, teacher_lambda="select")
+    # the default: "select" for the Gaussian SS-ANOVA, which declares scale_search
+    default = kc.cascade(MODEL, x, y, key=key)
+    np.testing.assert_array_equal(np.asarray(default.hyper_teacher.log_lambda), np.asarray(chosen.hyper_teacher.log_lambda))
     np.testing.assert_allclose(np.asarray(chosen.hyper_teacher.log_theta), np.asarray(by_law.hyper_teacher.log_theta))
     assert abs(float(chosen.hyper_teacher.log_lambda - by_law.hyper_teacher.log_lambda)) <= 6.0
     _, _, k_teacher = jax.random.split(key, 3)
     # the teacher's choice is the best of its grid, so no worse than the law's value
     assert float(MODEL.score_at(x, y, chosen.hyper_teacher, key=k_teacher)) <= \
         float(MODEL.score_at(x, y, by_law.hyper_teacher, key=k_teacher)) * (1 + 1e-12)
-    with pytest.raises(ValueError, match=r"teacher_lambda: expected 'law' or 'select', got 'grid'"):
+    with pytest.raises(ValueError, match=r"teacher_lambda: expected None, 'law' or 'select', got 'grid'"):
         kc.cascade(MODEL, x, y, key=key, teacher_lambda="grid")
     with pytest.raises(ValueError, match=r"scale_search: needs hyper"):
         MODEL.fit(x, y, key=key, scale_search=True)
@@ -96,7 +100,7 @@ def test_bagged_students_combine_by_the_median_of_their_selections():
     kx, ke, key = jax.random.split(jax.random.key(7), 3)
     x = jax.random.uniform(kx, (2000, 2))
     y = jnp.sin(5.0 * x[:, 0]) + x[:, 1] + 0.2 * jax.random.normal(ke, (2000,))
-    res = kc.cascade(model, x, y, key=key, n_student=400, students=3)
+    res = kc.cascade(model, x, y, key=key, n_student=400, students=3, teacher_lambda="law")
     k_sub, k_student, _ = jax.random.split(key, 3)
     order = jax.random.permutation(k_sub, 2000)
     hypers = [model.fit(x[order[b * 400:(b + 1) * 400]], y[order[b * 400:(b + 1) * 400]],

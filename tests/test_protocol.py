@@ -39,7 +39,7 @@ def test_declared_capabilities_are_known():
     for model in ESTIMATORS.values():
         assert isinstance(model, protocol.Estimator)
         assert model.capabilities <= set(protocol.CAPABILITIES)
-    assert ESTIMATORS["SSANOVA"].capabilities == {"init", "refine", "scale_search", "mesh", "progress"}
+    assert ESTIMATORS["SSANOVA"].capabilities == {"init", "refine", "scale_search", "mesh", "progress", "source"}
     assert ESTIMATORS["KDE"].capabilities == {"init", "progress"}
     assert ESTIMATORS["NetRegressor"].capabilities == {"warm_start", "progress"}
 
