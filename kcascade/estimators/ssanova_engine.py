@@ -7,6 +7,8 @@ check the input and call the compiled entry points at the bottom.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,7 +64,34 @@ class Problem:
         else:
             self.u, rounded, grids = discretize(structure.marginals, u, model.discretize)
             self.design = Design(structure, draw_basis(key, x, rounded, q, w), domains, grids)
+            sizes = cell_sizes(model, structure)
+            if sizes is not None and mesh is None and 2 * math.prod(sizes) <= x.shape[0]:
+                self._to_cells(sizes)
         self.m = structure.m
+
+    def _to_cells(self, sizes):
+        """The rounded rows summarised by the cells of the grid (every
+        combination of the columns' values): each cell one row with weight
+        W_c = sum of its rows' weights and response their weighted mean.
+        Weighted least squares on the cells equals it on the rows up to the
+        within-cell sum of squares, which is added back with the true row
+        count (``_pass``): the statistics, hence the fit and its score, are
+        those of the rounded rows. Taken when the grid has at most half as
+        many cells as there are rows (static shapes: empty cells weigh 0)."""
+        w = passes.weights_or_ones(self.w, self.y)
+        strides = np.cumprod((1,) + tuple(sizes[:-1]))
+        ids = sum(self.u[:, v].astype(jnp.int32) * int(strides[v]) for v in range(len(sizes)))
+        cells = math.prod(sizes)
+        weight = jax.ops.segment_sum(w, ids, cells)
+        wy = jax.ops.segment_sum(w * self.y, ids, cells)
+        mean = jnp.where(weight > 0, wy / jnp.where(weight > 0, weight, 1.0), 0.0)
+        wyy = jnp.sum(w * self.y * self.y)
+        self._totals = (wyy - jnp.sum(weight * mean * mean), passes.row_count(self.w, self.y))
+        self._tss = _tss(self.y, self.w)
+        grid = jnp.arange(cells)
+        self.u = jnp.stack([((grid // int(strides[v])) % sizes[v]).astype(self.dtype) for v in range(len(sizes))],
+                           axis=1)
+        self.y, self.w = mean.astype(self.dtype), weight.astype(self.dtype)
 
     @classmethod
     def of_statistics(cls, model, design, statistics, dtype, tss):
@@ -79,7 +108,7 @@ class Problem:
     @property
     def tss(self):
         """The weighted total sum of squares of the response about its mean."""
-        return self._tss if self.y is None else _tss(self.y, self.w)
+        return self._tss if self.y is None or hasattr(self, "_tss") else _tss(self.y, self.w)
 
     def _pass(self, feature_fn, label):
         if self.y is None:
@@ -87,8 +116,11 @@ class Problem:
         k, q = self.design.structure.k, self.design.basis.shape[0]
         # chunks sized for the widest features of a pass (K blocks per chunk)
         chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
-        return self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
-                                   progress=label if self.progress else None)
+        st = self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
+                                 progress=label if self.progress else None)
+        if hasattr(self, "_totals"):          # rows summarised by cells (_to_cells)
+            st = self.stats.with_totals(st, *self._totals)
+        return st
 
     def narrow(self, hyper):
         """The problem at ``hyper``'s theta from one pass with theta built into
@@ -123,6 +155,22 @@ class Problem:
             return self.score_fn(f, n)
 
         return objective
+
+
+def cell_sizes(model, structure):
+    """The number of values of each column of a discretized pass (M, or L
+    levels of a nominal column whose domain the model gives), or None where a
+    nominal column's levels are known only from the data."""
+    sizes = []
+    for v, marg in enumerate(structure.marginals):
+        if marg.name != "nominal":
+            sizes.append(int(model.discretize))
+            continue
+        given = None if model.domains is None else model.domains[v]
+        if given is None:
+            return None
+        sizes.append(int(given))
+    return tuple(sizes)
 
 
 def _log_sp(hyper):

@@ -33,6 +33,11 @@ class Gram:
     def one_pass(self, feature_fn, u, y, w, **options):
         return passes.accumulate(feature_fn, u, y, w, **options)
 
+    def with_totals(self, st: passes.Stats, within, n) -> passes.Stats:
+        """The statistics of rows that were summarised by their groups' means:
+        y'Wy plus the within-group sum of squares, and the true row count."""
+        return passes.Stats(st.ztz, st.zty, st.yty + within, jnp.asarray(n, st.n.dtype))
+
     def merge(self, a: passes.Stats, b: passes.Stats) -> passes.Stats:
         """The statistics of two disjoint sets of rows together."""
         return passes.Stats(a.ztz + b.ztz, a.zty + b.zty, a.yty + b.yty, a.n + b.n)
@@ -70,6 +75,13 @@ class QR:
 
     def one_pass(self, feature_fn, u, y, w, **options):
         return passes.factor(feature_fn, u, y, w, **options)
+
+    def with_totals(self, f: passes.Factor, within, n) -> passes.Factor:
+        """As ``Gram.with_totals``: the within-group sum of squares joins the
+        residual corner of R (its last diagonal entry, squared, is the part
+        of y'Wy no column of Z explains)."""
+        corner = jnp.sqrt(f.r[-1, -1] ** 2 + jnp.maximum(within, 0.0))
+        return passes.Factor(f.r.at[-1, -1].set(corner), jnp.asarray(n, f.n.dtype))
 
     def merge(self, a: passes.Factor, b: passes.Factor) -> passes.Factor:
         """The factor of two disjoint sets of rows together: R of [R_a; R_b]."""
