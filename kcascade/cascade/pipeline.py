@@ -3,7 +3,9 @@
 DESIGN.md §2. For data of n rows: draw a student subsample of
 n_s = ceil(100 n^{1/4}) rows, select every smoothing parameter on it, carry
 the scale parameter to n rows with a scaling law (theta copied), and fit the
-teacher once on all rows at the transferred values.
+teacher once on all rows at the transferred values (by default, where the
+estimator can, re-picking the scale parameter from the statistics of that
+one pass: ``teacher_lambda``).
 
 The cascade talks to the estimator only through ``kcascade.protocol``: the
 options it is given are checked against the estimator's declared
