@@ -7,7 +7,6 @@ import os
 import sys
 
 import jax
-import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
