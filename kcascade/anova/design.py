@@ -108,9 +108,11 @@ class Design:
         return s - self.shift_null, r - self.shift_pen[:, None, :]
 
     def narrow(self, uc, theta):
-        """(c, m + q) [S, sum_b theta_b R_b]."""
-        s, r = self.shifted(uc)
-        return jnp.concatenate([s, jnp.einsum("i,icq->cq", theta, r, precision=_HI)], axis=1)
+        """(c, m + q) [S, sum_b theta_b R_b] (shifted), the K blocks summed as
+        they are formed (never stacked)."""
+        s, r = terms.features(self.structure, uc, self.basis, self.domains, self.tables, theta=theta,
+                              shift=self.shift_pen)
+        return jnp.concatenate([s - self.shift_null, r], axis=1)
 
     def full(self, uc):
         """(c, m + K q) [S, R_1, ..., R_K]."""

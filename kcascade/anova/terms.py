@@ -130,7 +130,7 @@ def tables(structure: Structure, grids, basis, domains) -> dict:
     return out
 
 
-def features(structure: Structure, u, basis, domains, tables=None):
+def features(structure: Structure, u, basis, domains, tables=None, theta=None, shift=None):
     """Null-space columns and per-component kernel blocks at scaled points.
 
     Args:
@@ -139,9 +139,14 @@ def features(structure: Structure, u, basis, domains, tables=None):
       domains: (d, 2) covariate domains.
       tables: None, or ``tables(...)`` of a discretized pass: those columns'
         pieces are gathered from the tables.
+      theta: None, or (K,) weights: then r is the weighted sum
+        sum_b theta_b (R_b - shift_b) (c, q), formed block by block so that the
+        K blocks are never held at once (one fused loop: the narrow pass).
+      shift: with theta, (K, q) values subtracted from each block first.
     Returns:
       s: (c, m) null-space columns (column 0 is the constant).
-      r: (K, c, q) kernel blocks R_beta(u_i, basis_j).
+      r: (K, c, q) kernel blocks R_beta(u_i, basis_j), or with ``theta``
+        their weighted sum (c, q).
     """
     c = u.shape[0]
     pen, null_u, null_b = {}, {}, {}
@@ -164,14 +169,18 @@ def features(structure: Structure, u, basis, domains, tables=None):
         for v, j in col:
             val = val * null_u[v][:, j]
         s_cols.append(val)
-    blocks = []
-    for comp in structure.components:
+    blocks, total = [], None
+    for b, comp in enumerate(structure.components):
         block = None
         for v, piece in comp:
             part = pen[v] if piece == PENALIZED else null_u[v][:, piece, None] * null_b[v][None, :, piece]
             block = part if block is None else block * part
-        blocks.append(block)
-    return jnp.stack(s_cols, axis=1), jnp.stack(blocks, axis=0)
+        if theta is None:
+            blocks.append(block)
+        else:
+            block = theta[b] * (block - shift[b][None, :])
+            total = block if total is None else total + block
+    return jnp.stack(s_cols, axis=1), (jnp.stack(blocks, axis=0) if theta is None else total)
 
 
 def _vnull(marg, col):
