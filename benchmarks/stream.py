@@ -15,7 +15,7 @@ Each child reports wall seconds, test MSE against the truth on 20,000 fresh
 rows, and its peak resident memory (``ru_maxrss``: with the memory map, the
 pages of the file it touched count while they stay resident).
 
-  python benchmarks/stream.py [--quick] [--sizes 1000000 10000000] [--warm-max 2000000]
+  python benchmarks/stream.py [--quick] [--sizes 1000000 10000000] [--warm-max 2000000] [--tag 1e8]
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--memory-max", type=int, default=2_000_000, help="largest n also fitted in memory")
     ap.add_argument("--warm-max", type=int, default=2_000_000, help="largest n timed warm as well")
+    ap.add_argument("--tag", default="", help="suffix of the results' file names")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -100,7 +101,7 @@ def main():
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
     common.print_table(rows, ["n", "mode", "cold_s", "warm_s", "student_s", "teacher_s", "q", "mse", "peak_rss_gb"])
-    path = common.save("stream_quick" if args.quick else "stream",
+    path = common.save(("stream_quick" if args.quick else "stream") + (f"_{args.tag}" if args.tag else ""),
                        dict(machine=common.machine(), jax=jax.__version__, rows=rows))
     import matplotlib
     matplotlib.use("Agg")
