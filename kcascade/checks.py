@@ -76,7 +76,9 @@ def column_facts(x):
     return xn.min(axis=0), xn.max(axis=0), np.all((xn == np.round(xn)) & (xn >= 0), axis=0)
 
 
-def finite(a, name: str):
+def finite(a, name: str, first_row: int = 0):
+    """ValueError naming ``name`` where ``a`` holds NaN or inf; the index
+    reported counts rows from ``first_row`` (a chunk of a larger source)."""
     if is_global(a):
         bad = int(_local(jax.jit(lambda v: jnp.sum(~jnp.isfinite(v)))(a)))
         if bad:
@@ -86,9 +88,10 @@ def finite(a, name: str):
     bad = ~np.isfinite(arr)
     if bad.any():
         where = np.argwhere(bad)[0]
+        where[0] += first_row
         raise ValueError(
             f"{name}: expected finite values, found {int(bad.sum())} NaN/inf "
-            f"(first at index {tuple(int(i) for i in where)}: {arr[tuple(where)]})")
+            f"(first at index {tuple(int(i) for i in where)}: {arr[tuple(np.argwhere(bad)[0])]})")
 
 
 def query_rows(x_new, d: int, dtype, name: str = "x_new"):

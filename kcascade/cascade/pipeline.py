@@ -246,26 +246,27 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     k_sub, k_student, k_teacher = jax.random.split(key, 3)
     order = None if src is not None else jax.random.permutation(k_sub, n)
 
-    def rows(i, b, size):
-        """The b-th student's rows of stage i: disjoint blocks of one random
-        order while B n_s <= n, else an independent draw."""
-        disjoint = (b + 1) * size <= n and (students * size <= n or src is None)
+    def stage_rows(i, size):
+        """The B students' rows of stage i: disjoint blocks of one random
+        order while B n_s <= n (a source: B n_s rows drawn once and dealt
+        out at random), else independent draws."""
         if src is None:
-            idx = order[b * size:(b + 1) * size] if disjoint else \
+            return [(x[idx], None if y is None else y[idx]) for idx in (
+                order[b * size:(b + 1) * size] if (b + 1) * size <= n else
                 jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
-            return x[idx], None if y is None else y[idx]
-        if disjoint:   # all B students' rows drawn at once, then dealt out at random
+                for b in range(students))]
+        if students * size <= n:
             drawn = sources.draw_rows(jax.random.fold_in(k_sub, i), n, students * size)
             dealt = np.asarray(jax.random.permutation(jax.random.fold_in(k_sub, 10_000 + i), drawn.shape[0]))
-            return src.take(np.sort(drawn[dealt[b * size:(b + 1) * size]]))
-        return src.take(sources.draw_rows(jax.random.fold_in(k_sub, 1000 * i + b), n, size))
+            return [src.take(np.sort(drawn[dealt[b * size:(b + 1) * size]])) for b in range(students)]
+        return [src.take(sources.draw_rows(jax.random.fold_in(k_sub, 1000 * i + b), n, size))
+                for b in range(students)]
     t_start = time.perf_counter()
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)
         fits = []
-        for b in range(int(students)):
-            x_b, y_b = rows(i, b, size)
+        for b, (x_b, y_b) in enumerate(stage_rows(i, size)):
             with progress_lines.phase(f"student {b + 1} of {students} on {size} rows", on=bool(progress)):
                 fits.append(jax.block_until_ready(protocol.fit_with(
                     model, x_b, y_b,

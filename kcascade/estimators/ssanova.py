@@ -354,15 +354,15 @@ class SSANOVA(protocol.Estimator):
           ``GSSANOVAFit``.
         """
         checks.random_key(key)
+        if hyper is not None and init is not None:
+            raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
+        if scale_search and hyper is None:
+            raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
         if sources.is_source(x):
             protocol.require(self, ["source"], {"source": "x"})
             if y is not None or weights is not None or offset is not None or start is not None or mesh is not None:
                 raise ValueError("x: a chunked source holds the responses; give y=None (and no weights, offset, "
                                  "start or mesh, which a streamed fit does not take yet)")
-            if hyper is not None and init is not None:
-                raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
-            if scale_search and hyper is None:
-                raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
             return ssanova_stream.fit_source(self, x, key=key, hyper=hyper, init=init, scale_search=scale_search,
                                              progress=progress)
         x, columns = frames.split(x)
@@ -373,10 +373,6 @@ class SSANOVA(protocol.Estimator):
             if isinstance(fit, glm.GSSANOVAFit):
                 return dataclasses.replace(fit, inner=protocol.with_columns(fit.inner, columns))
             return protocol.with_columns(fit, columns)
-        if hyper is not None and init is not None:
-            raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
-        if scale_search and hyper is None:
-            raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
         glm_options = self._check_glm_options(scale_search, offset, start)
         mesh = devices.auto_mesh(mesh)
         data = devices.on_mesh(mesh, *self.check_data(x, y, weights, hyper if hyper is not None else init))

@@ -66,6 +66,9 @@ class Problem:
     def __init__(self, model, x, y, w, key, mesh=None, progress=False):
         self.model, self.y, self.w, self.mesh, self.progress = model, y, w, mesh, progress
         self.data_dtype, self.dtype = y.dtype, work_dtype(y.dtype)
+        # set where the rows are summarised by cells (_to_cells) or the pass
+        # was made elsewhere (of_statistics)
+        self.given, self.totals, self.given_tss = None, None, None
         self.stats = model.statistics_for(y.dtype)
         self.score_fn = model.score_function()
         structure = model.structure(x.shape[1])
@@ -99,8 +102,8 @@ class Problem:
         wy = jax.ops.segment_sum(w * self.y, ids, cells)
         mean = jnp.where(weight > 0, wy / jnp.where(weight > 0, weight, 1.0), 0.0)
         wyy = jnp.sum(w * self.y * self.y)
-        self._totals = (wyy - jnp.sum(weight * mean * mean), passes.row_count(self.w, self.y))
-        self._tss = _tss(self.y, self.w)
+        self.totals = (wyy - jnp.sum(weight * mean * mean), passes.row_count(self.w, self.y))
+        self.given_tss = _tss(self.y, self.w)
         grid = jnp.arange(cells)
         self.u = jnp.stack([((grid // int(strides[v])) % sizes[v]).astype(self.data_dtype) for v in range(len(sizes))],
                            axis=1)
@@ -116,24 +119,24 @@ class Problem:
         prob.dtype, prob.data_dtype = dtype, dtype
         prob.stats, prob.score_fn = model.statistics_for(dtype), model.score_function()
         prob.design, prob.m, prob.u = design, design.structure.m, None
-        prob._given, prob._tss = statistics, tss
+        prob.given, prob.totals, prob.given_tss = statistics, None, tss
         return prob
 
     @property
     def tss(self):
         """The weighted total sum of squares of the response about its mean."""
-        return self._tss if self.y is None or hasattr(self, "_tss") else _tss(self.y, self.w)
+        return self.given_tss if self.given_tss is not None else _tss(self.y, self.w)
 
     def _pass(self, feature_fn, label):
-        if self.y is None:
-            return self._given
+        if self.given is not None:
+            return self.given
         k, q = self.design.structure.k, self.design.basis.shape[0]
         # chunks sized for the widest features of a pass (K blocks per chunk)
         chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
         st = self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
                                  progress=label if self.progress else None)
-        if hasattr(self, "_totals"):          # rows summarised by cells (_to_cells)
-            st = self.stats.with_totals(st, *self._totals)
+        if self.totals is not None:          # rows summarised by cells (_to_cells)
+            st = self.stats.with_totals(st, *self.totals)
         return jax.tree.map(lambda a: a.astype(self.dtype), st)
 
     def narrow(self, hyper):

@@ -30,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import compilation, progress as progress_lines, sources
+from kcascade import checks, compilation, progress as progress_lines, sources
 from kcascade.anova import Design, scale_rows
+from kcascade.linalg import passes
 from kcascade.estimators import ssanova_engine as engine
 
 
@@ -45,17 +46,11 @@ class Facts:
         self.shift, self.s1, self.s2 = None, 0.0, 0.0
 
     def add(self, x, y, first_row):
-        bad = ~np.isfinite(x)
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise ValueError(f"x: expected finite values, found {x[i, j]} at row {first_row + i}, column {j}")
-        bad = ~np.isfinite(y)
-        if bad.any():
-            i = int(np.argwhere(bad)[0][0])
-            raise ValueError(f"y: expected finite values, found {y[i]} at row {first_row + i}")
+        checks.finite(x, "x", first_row)
+        checks.finite(y, "y", first_row)
+        lo, hi, codes = checks.column_facts(x)
         self.n += x.shape[0]
-        self.lo, self.hi = np.minimum(self.lo, x.min(axis=0)), np.maximum(self.hi, x.max(axis=0))
-        self.codes &= np.all((x == np.round(x)) & (x >= 0), axis=0)
+        self.lo, self.hi, self.codes = np.minimum(self.lo, lo), np.maximum(self.hi, hi), self.codes & codes
         y = np.asarray(y, np.float64)
         self.shift = float(y[0]) if self.shift is None else self.shift
         self.s1 += float(np.sum(y - self.shift))
@@ -68,29 +63,20 @@ class Facts:
 
 def _fixed_chunks(src, size):
     """The source's rows in blocks of exactly ``size`` rows (the last padded
-    with weight-0 copies of its first row): (x, y, w, first row index)."""
+    as ``passes.padded``: weight-0 copies of its first row): (x, y, w, first
+    row index)."""
     xs, ys, held, start = [], [], 0, 0
-
-    def block(x, y):
-        c = x.shape[0]
-        w = np.ones(size)
-        if c < size:
-            x = np.concatenate([x, np.broadcast_to(x[:1], (size - c, x.shape[1]))])
-            y = np.concatenate([y, np.zeros(size - c)])
-            w[c:] = 0.0
-        return x, y, w
-
     for xc, yc in src.chunks(size):
         xs.append(np.asarray(xc)), ys.append(np.asarray(yc))
         held += xc.shape[0]
         while held >= size:
             x, y = np.concatenate(xs), np.concatenate(ys)
-            yield (*block(x[:size], y[:size]), start)
+            yield x[:size], y[:size], np.ones(size, y.dtype), start
             start += size
             xs, ys, held = [x[size:]], [y[size:]], held - size
     if held:
         x, y = np.concatenate(xs), np.concatenate(ys)
-        yield (*block(x, y), start)
+        yield (*passes.padded(x, y, np.ones(held, y.dtype), size, np), start)
 
 
 def _chunk_impl(model, x, y, w, u_basis, domains, theta):

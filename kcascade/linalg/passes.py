@@ -49,14 +49,15 @@ def default_chunk(n: int, width: int, budget: int = 1 << 21) -> int:
     return int(max(64, min(n, budget // max(width, 1))))
 
 
-def _padded(x, y, w, multiple):
-    """Rows padded to a multiple of ``multiple`` with weight-0 copies of row 0."""
+def padded(x, y, w, multiple, xp=jnp):
+    """Rows padded to a multiple of ``multiple`` with weight-0 copies of row 0
+    (``xp``: the array module, ``jax.numpy`` or ``numpy`` for host chunks)."""
     n = x.shape[0]
     pad = -(-n // multiple) * multiple - n
-    w = jnp.concatenate([w, jnp.zeros((pad,), y.dtype)])
+    w = xp.concatenate([w, xp.zeros((pad,), y.dtype)])
     if pad:
-        x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])])
-        y = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)])
+        x = xp.concatenate([x, xp.broadcast_to(x[:1], (pad,) + x.shape[1:])])
+        y = xp.concatenate([y, xp.zeros((pad,), y.dtype)])
     return x, y, w
 
 
@@ -77,7 +78,7 @@ def _one_pass(scan_fn, combine, x, y, w, chunk, mesh, progress):
     rows split over every axis of ``mesh`` (each device scans its own rows,
     ``combine(local, axes)`` merges the results across devices)."""
     devices = 1 if mesh is None else mesh.size
-    xp, yp, wp = _padded(x, y, weights_or_ones(w, y), chunk * devices)
+    xp, yp, wp = padded(x, y, weights_or_ones(w, y), chunk * devices)
 
     def local(xl, yl, wl):
         n_chunks = xl.shape[0] // chunk
