@@ -15,7 +15,11 @@ its peak resident memory; bam runs in Rscript (``r/mgcv_bam.R``, nthreads =
 2), timed inside R around ``bam()`` alone (reading the data excluded), its
 peak memory the R process's own VmHWM (data, model matrices and all).
 
-  python benchmarks/bam_scale.py [--quick] [--sizes 100000 1000000] [--cases d3 d6]
+  python benchmarks/bam_scale.py [--quick] [--sizes 100000 1000000] [--cases d3 d6] [--rungs 4] [--tag 1e7]
+
+--rungs: how many of the bam ladder's settings to try at most (default,
+then raised bases), for sizes where each bam fit takes minutes; --tag: the
+results go to bam_scale_<tag>.json / .png.
 """
 from __future__ import annotations
 
@@ -98,6 +102,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="n = 2e4, d = 3 only")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--cases", nargs="+", default=["d3", "d6"], choices=sorted(CASES))
+    ap.add_argument("--rungs", type=int, default=len(LADDER["d3"]),
+                    help="bam settings tried at most per case (default first)")
+    ap.add_argument("--tag", default=None, help="results file suffix")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -116,7 +123,7 @@ def main():
             rows.append(ours)
             print(ours, flush=True)
             with tempfile.TemporaryDirectory() as folder:
-                for ks in LADDER[case]:
+                for ks in LADDER[case][:args.rungs]:
                     r = run_bam(case, n, ks, folder)
                     r["ratio_to_kcascade_warm"] = r["warm_s"] / ours["warm_s"]
                     r["mse_ratio_to_kcascade"] = r["mse"] / ours["mse"]
@@ -126,7 +133,7 @@ def main():
                         break     # bases raised until bam's accuracy matches or passes kcascade's
     common.print_table(rows, ["case", "n", "method", "cold_s", "warm_s", "mse", "edf", "q", "peak_rss_gb",
                               "ratio_to_kcascade_warm", "mse_ratio_to_kcascade"])
-    path = common.save("bam_scale_quick" if args.quick else "bam_scale",
+    path = common.save("bam_scale_quick" if args.quick else "bam_scale" + (f"_{args.tag}" if args.tag else ""),
                        dict(machine=common.machine(), jax=jax.__version__, rows=rows))
     import matplotlib
     matplotlib.use("Agg")
