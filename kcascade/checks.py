@@ -87,11 +87,11 @@ def finite(a, name: str, first_row: int = 0):
     arr = np.asarray(a)
     bad = ~np.isfinite(arr)
     if bad.any():
-        where = np.argwhere(bad)[0]
-        where[0] += first_row
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        shown = where if not where else (where[0] + first_row,) + where[1:]
         raise ValueError(
             f"{name}: expected finite values, found {int(bad.sum())} NaN/inf "
-            f"(first at index {tuple(int(i) for i in where)}: {arr[tuple(np.argwhere(bad)[0])]})")
+            f"(first at index {shown}: {arr[where]})")
 
 
 def query_rows(x_new, d: int, dtype, name: str = "x_new"):

@@ -130,3 +130,31 @@ def test_frozen_objective_equals_exact_score_at_the_frozen_point(case, stats):
 
     for exact, frozen in both(jnp.asarray(xs[0]), jnp.asarray(ys[0]), p):
         np.testing.assert_allclose(float(frozen), float(exact), rtol=1e-7)
+
+
+def test_basis_draw_is_lax_top_k_and_uniform():
+    """The basis draw (``anova.design``): the O(n) threshold-and-gather path
+    returns exactly ``lax.top_k``'s q smallest labels (with and without
+    weights, and in the fallback when the threshold passes too many rows),
+    and the hash labels draw every row equally often."""
+    from kcascade.anova.design import row_labels, smallest
+    x = jax.random.uniform(jax.random.key(0), (20_000, 3))
+    w = (jax.random.uniform(jax.random.key(1), (20_000,)) > 0.6).astype(x.dtype)
+    top = lambda lab, q: np.asarray(jax.lax.top_k(-lab, q)[1])
+    fast = jax.jit(smallest, static_argnums=1)
+    for k in range(5):
+        lab = row_labels(jax.random.key(10 + k), x)
+        np.testing.assert_array_equal(np.asarray(fast(lab, 100, 20_000)), top(lab, 100))
+        labw = jnp.where(w > 0, lab, jnp.iinfo(lab.dtype).max)
+        np.testing.assert_array_equal(np.asarray(fast(labw, 100, jnp.sum(w > 0))), top(labw, 100))
+    tied = jnp.zeros((20_000,), row_labels(jax.random.key(0), x[:2]).dtype)   # every row under the threshold
+    np.testing.assert_array_equal(np.asarray(fast(tied, 100, 20_000)), top(tied, 100))
+    # uniform: 20 of 200 rows, 400 keys; each row's count ~ Binomial(400, 0.1).
+    # The chi-square statistic over the rows has mean ~199 and sd ~20; the
+    # bounds are 5 sd either side.
+    xs = jax.random.uniform(jax.random.key(2), (200, 2))
+    counts = np.zeros(200)
+    for k in range(400):
+        counts[np.argsort(np.asarray(row_labels(jax.random.key(1000 + k), xs)))[:20]] += 1
+    chi2 = float(np.sum((counts - 40) ** 2 / (40 * 0.9)))
+    assert 99 < chi2 < 299, chi2

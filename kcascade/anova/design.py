@@ -41,16 +41,72 @@ def scale_rows(marginals, x, domains):
 
 def draw_basis(key, x, u, q: int, w=None):
     """(q, d) rows of ``u`` drawn without replacement, among the rows of
-    positive weight ``w`` (all rows when None). The draw is made from the rows
-    in lexicographic order of ``x``, so that the fit does not depend on how
-    the rows happen to be ordered, and it is the same whatever number of
-    zero-weight rows (padding) follows them."""
-    out = jnp.zeros((x.shape[0],), bool) if w is None else ~(w > 0)
-    ranked = jnp.lexsort(tuple(x[:, v] for v in reversed(range(x.shape[1]))) + (out,))
-    # the q real rows with the smallest of iid uniform labels: a uniform draw
-    labels = jax.random.uniform(key, (x.shape[0],), jnp.float32)
-    labels = jnp.where(jnp.arange(x.shape[0]) < jnp.sum(~out), labels, 2.0)
-    return u[ranked[jax.lax.top_k(-labels, q)[1]]]
+    positive weight ``w`` (all rows when None).
+
+    Each row gets a label that is a hash of its values in ``x`` and of
+    ``key`` (``row_labels``), and the q rows of smallest label are drawn: a
+    uniform draw for a random key, made in one O(n) pass (no sort of the
+    rows), that does not depend on how the rows happen to be ordered (a row
+    keeps its label wherever it stands) nor on how many zero-weight rows
+    (padding) follow them. Identical rows share a label; which of them is
+    drawn does not change the basis point."""
+    labels = row_labels(key, x)
+    valid = x.shape[0]
+    if w is not None:
+        labels = jnp.where(w > 0, labels, jnp.iinfo(labels.dtype).max)
+        valid = jnp.sum(w > 0)
+    return u[smallest(labels, q, valid)]
+
+
+def smallest(labels, q: int, valid):
+    """Indices of the ``q`` smallest of ``labels`` (n,) (uniform integers from
+    ``row_labels``, ``valid`` of them real, the rest at the dtype's maximum),
+    in increasing order of label. Exactly ``lax.top_k``'s answer, found in
+    O(n): the rows below a threshold expected to pass 2q + 32 of them are
+    gathered (at most 4q + 64 kept) and only those are ranked; when the
+    count falls outside [q, 4q + 64] (probability below 1e-9) the full
+    ``top_k`` runs instead."""
+    n, cap = labels.shape[0], 4 * q + 64
+    if 2 * cap >= n:
+        return jax.lax.top_k(-labels, q)[1]
+    top = float(jnp.iinfo(labels.dtype).max)
+    share = jnp.minimum((2 * q + 32) / jnp.maximum(valid, 1), 0.5)
+    below = labels < (share * top).astype(labels.dtype)
+    count = jnp.sum(below)
+
+    def gathered():
+        idx = jnp.nonzero(below, size=cap, fill_value=0)[0]
+        cand = jnp.where(jnp.arange(cap) < count, labels[idx], jnp.iinfo(labels.dtype).max)
+        return idx[jax.lax.top_k(-cand, q)[1]].astype(jnp.int32)
+
+    return jax.lax.cond((count >= q) & (count <= cap), gathered, lambda: jax.lax.top_k(-labels, q)[1])
+
+
+def row_labels(key, x):
+    """(n,) non-negative integer labels, a hash of each row of ``x`` (n, d)
+    seeded by ``key``: int64 (63 random bits) with x64 enabled, else int32
+    (31 bits). Rows with equal values in every column (compared in float32)
+    get equal labels.
+    The mixing step is the splitmix64 finalizer (murmur3's fmix32 in 32 bits)."""
+    wide = jax.config.jax_enable_x64
+    utype, itype = (jnp.uint64, jnp.int64) if wide else (jnp.uint32, jnp.int32)
+    # the values' float32 bits (-0.0 made 0.0): the same rows in float32 and
+    # float64 get the same labels, hence the same basis points
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32) + jnp.float32(0.0), jnp.uint32).astype(utype)
+    h = jnp.broadcast_to(jax.random.bits(key, (), utype), x.shape[:1])
+    for v in range(x.shape[1]):
+        h = _mix(h ^ bits[:, v], wide)
+    return (h >> 1).astype(itype)
+
+
+def _mix(h, wide):
+    if wide:
+        h = (h ^ (h >> 30)) * jnp.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> 27)) * jnp.uint64(0x94D049BB133111EB)
+        return h ^ (h >> 31)
+    h = (h ^ (h >> 16)) * jnp.uint32(0x85EBCA6B)
+    h = (h ^ (h >> 13)) * jnp.uint32(0xC2B2AE35)
+    return h ^ (h >> 16)
 
 
 def discretize(marginals, u, levels: int):

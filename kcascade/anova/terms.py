@@ -169,18 +169,38 @@ def features(structure: Structure, u, basis, domains, tables=None, theta=None, s
         for v, j in col:
             val = val * null_u[v][:, j]
         s_cols.append(val)
-    blocks, total = [], None
-    for b, comp in enumerate(structure.components):
-        block = None
-        for v, piece in comp:
-            part = pen[v] if piece == PENALIZED else null_u[v][:, piece, None] * null_b[v][None, :, piece]
-            block = part if block is None else block * part
-        if theta is None:
+    def factor(v, piece):
+        return pen[v] if piece == PENALIZED else null_u[v][:, piece, None] * null_b[v][None, :, piece]
+
+    s = jnp.stack(s_cols, axis=1)
+    if theta is None:
+        blocks = []
+        for comp in structure.components:
+            block = factor(*comp[0])
+            for f in comp[1:]:
+                block = block * factor(*f)
             blocks.append(block)
+        return s, jnp.stack(blocks, axis=0)
+    total = _nested_sum(list(enumerate(structure.components)), 0, factor, theta)
+    return s, total - jnp.einsum("k,kq->q", theta, shift)[None, :]
+
+
+def _nested_sum(items, depth, factor, theta):
+    """sum_b theta_b prod_{f in comp_b[depth:]} factor(*f) over ``items``
+    [(b, comp_b)] that share their first ``depth`` factors, nested by
+    shared leading factors (Horner's rule on the components' prefix tree):
+    one multiply and one add per tree node, instead of a product of up to
+    ``order`` factors, a weight and a shift per component."""
+    acc, groups = None, {}
+    for b, comp in items:
+        if len(comp) == depth:
+            acc = theta[b] if acc is None else acc + theta[b]
         else:
-            block = theta[b] * (block - shift[b][None, :])
-            total = block if total is None else total + block
-    return jnp.stack(s_cols, axis=1), (jnp.stack(blocks, axis=0) if theta is None else total)
+            groups.setdefault(comp[depth], []).append((b, comp))
+    for f, sub in groups.items():
+        term = factor(*f) * _nested_sum(sub, depth + 1, factor, theta)
+        acc = term if acc is None else acc + term
+    return acc
 
 
 def _vnull(marg, col):

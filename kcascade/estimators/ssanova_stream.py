@@ -18,7 +18,7 @@ Then selection (or one solve at ``hyper``) runs on those statistics exactly
 as in memory (``ssanova_engine.fit_problem``): it needs no more passes. The
 result equals the in-memory fit on the same rows with the same basis points
 up to rounding (the tests check 1e-10 in float64). The in-memory fit draws its
-basis points by a different rule (from the rows in sorted order), so with the
+basis points by a different rule (a hash of each row's values), so with the
 same key the two fits differ by the choice of basis points, not in kind.
 
 Gaussian family, no weights, no mesh, no discretization (each refused with
