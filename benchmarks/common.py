@@ -64,6 +64,17 @@ def timed(fn, *args, label: str | None = None, **kwargs):
     return out, w.seconds
 
 
+def matmul_rate(size=2048, reps=5):
+    """GFLOP/s of a square matrix product of the default float dtype on this
+    device (best of ``reps``, compilation apart)."""
+    import jax.numpy as jnp
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    mm = jax.jit(lambda u, v: jnp.matmul(u, v, precision=jax.lax.Precision.HIGHEST))
+    jax.block_until_ready(mm(a, a))
+    best = min(timed(mm, a, a, label=f"matmul {size}")[1] for _ in range(reps))
+    return 2.0 * size ** 3 / best / 1e9
+
+
 def have_r_package(pkg: str) -> bool:
     if shutil.which("Rscript") is None:
         return False

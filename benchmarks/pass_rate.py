@@ -30,13 +30,6 @@ import common  # noqa: E402
 CASES = {"d3": (3, 3), "d6": (6, 2)}
 
 
-def matmul_rate(size=2048, reps=5):
-    a = jax.random.normal(jax.random.key(0), (size, size))
-    mm = jax.jit(lambda u, v: jnp.matmul(u, v, precision=jax.lax.Precision.HIGHEST))
-    jax.block_until_ready(mm(a, a))
-    return 2.0 * size ** 3 / min(common.timed(mm, a, a, label="matmul 2048")[1] for _ in range(reps)) / 1e9
-
-
 def case_rates(case, n, reps):
     d, order = CASES[case]
     x = jax.random.uniform(jax.random.key(0), (n, d))
@@ -62,7 +55,7 @@ def main():
     args = ap.parse_args()
     n, reps, cases = (100_000, 3, ["d3"]) if args.quick else (args.n, args.reps, list(CASES))
     rows = [case_rates(case, n, reps) for case in cases]
-    mm = matmul_rate()
+    mm = common.matmul_rate()
     for r in rows:
         r["matmul_gflops"] = mm
         r["fraction_best"], r["fraction_median"] = r["gflops_best"] / mm, r["gflops_median"] / mm

@@ -74,15 +74,6 @@ def child(n, n_basis, dtype_name, cascade_default_q):
         peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)))
 
 
-def matmul_rate(size=2048, reps=5):
-    """GFLOP/s of a square float64 matrix product on this device."""
-    a = jax.random.normal(jax.random.key(0), (size, size))
-    mm = jax.jit(lambda u, v: jnp.matmul(u, v, precision=jax.lax.Precision.HIGHEST))
-    jax.block_until_ready(mm(a, a))
-    best = min(common.timed(mm, a, a)[1] for _ in range(reps))
-    return 2.0 * size ** 3 / best / 1e9
-
-
 def gram_rate(width, n_rows=200_000, reps=3):
     """GFLOP/s of ``stats.accumulate`` over stored features (n_rows, width): the
     Gram accumulation alone, at the chunk size the fit uses."""
@@ -155,7 +146,7 @@ def main():
     if args.child:
         return child(args.child, args.n_basis, dtype_name, args.cascade_default_q)
     sizes = [10_000, 100_000] if args.quick else args.sizes
-    mm = matmul_rate()
+    mm = common.matmul_rate()
     rows = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--child", str(n), "--n-basis", str(args.n_basis)]
