@@ -16,8 +16,10 @@ its peak resident memory; bam runs in Rscript (``r/mgcv_bam.R``, nthreads =
 peak memory the R process's own VmHWM (data, model matrices and all).
 
   python benchmarks/bam_scale.py [--quick] [--sizes 100000 1000000] [--cases d3 d6] [--rungs 4] [--tag 1e7]
+                                 [--keys 6]
 
---rungs: how many of the bam ladder's settings to try at most (default,
+--keys: kcascade's test MSE over cascade keys 1..keys as well (the spread
+that one run's draw of students and basis points leaves). --rungs: how many of the bam ladder's settings to try at most (default,
 then raised bases), for sizes where each bam fit takes minutes; --tag: the
 results go to bam_scale_<tag>.json / .png.
 """
@@ -64,7 +66,7 @@ def test_rows(case):
     return x, truth(case, x)
 
 
-def child(case, n):
+def child(case, n, keys=2):
     import jax
     jax.config.update("jax_enable_x64", True)
     import kcascade as kc
@@ -72,12 +74,15 @@ def child(case, n):
     x, y = data(case, n, seed=n % 991)
     xt, ft = test_rows(case)
     model = kc.SSANOVA(order=CASES[case][1])
-    _, cold_s = common.timed(kc.cascade, model, x, y, key=jax.random.key(1), label=f"kcascade {case} cold")
+    test_mse = lambda c: float(np.mean((np.asarray(c.teacher.predict(xt)) - ft) ** 2))
+    first, cold_s = common.timed(kc.cascade, model, x, y, key=jax.random.key(1), label=f"kcascade {case} cold")
     c, warm_s = common.timed(kc.cascade, model, x, y, key=jax.random.key(2), label=f"kcascade {case} warm")
-    mse = float(np.mean((np.asarray(c.teacher.predict(xt)) - ft) ** 2))
+    mse = test_mse(c)
+    by_key = [test_mse(first), mse] + [
+        test_mse(kc.cascade(model, x, y, key=jax.random.key(k))) for k in range(3, keys + 1)]
     print(json.dumps(dict(method="kcascade KCas", case=case, n=n, cold_s=cold_s, warm_s=warm_s,
                           student_s=c.timings["student"], teacher_s=c.timings["teacher"],
-                          q=int(c.teacher.basis.shape[0]), mse=mse,
+                          q=int(c.teacher.basis.shape[0]), mse=mse, mse_keys=by_key,
                           peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)))
 
 
@@ -105,10 +110,12 @@ def main():
     ap.add_argument("--rungs", type=int, default=len(LADDER["d3"]),
                     help="bam settings tried at most per case (default first)")
     ap.add_argument("--tag", default=None, help="results file suffix")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--keys", type=int, default=2,
+                    help="kcascade's test MSE also over cascade keys 1..keys (mse_keys; the timed runs are keys 1, 2)")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child[0], int(args.child[1]))
+        return child(args.child[0], int(args.child[1]), int(args.child[2]))
     import jax
     import common
     if not common.have_r_package("mgcv"):
@@ -117,7 +124,7 @@ def main():
     rows = []
     for case in cases:
         for n in sizes:
-            out = subprocess.run([sys.executable, __file__, "--child", case, str(n)], capture_output=True,
+            out = subprocess.run([sys.executable, __file__, "--child", case, str(n), str(args.keys)], capture_output=True,
                                  text=True, check=True)
             ours = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(ours)
