@@ -16,7 +16,7 @@ its peak resident memory; bam runs in Rscript (``r/mgcv_bam.R``, nthreads =
 peak memory the R process's own VmHWM (data, model matrices and all).
 
   python benchmarks/bam_scale.py [--quick] [--sizes 100000 1000000] [--cases d3 d6] [--rungs 4] [--tag 1e7]
-                                 [--keys 6]
+                                 [--keys 6] [--students 5]
 
 --keys: kcascade's test MSE over cascade keys 1..keys as well (the spread
 that one run's draw of students and basis points leaves). --rungs: how many of the bam ladder's settings to try at most (default,
@@ -66,7 +66,7 @@ def test_rows(case):
     return x, truth(case, x)
 
 
-def child(case, n, keys=2):
+def child(case, n, keys=2, students=None):
     import jax
     jax.config.update("jax_enable_x64", True)
     import kcascade as kc
@@ -75,12 +75,12 @@ def child(case, n, keys=2):
     xt, ft = test_rows(case)
     model = kc.SSANOVA(order=CASES[case][1])
     test_mse = lambda c: float(np.mean((np.asarray(c.teacher.predict(xt)) - ft) ** 2))
-    first, cold_s = common.timed(kc.cascade, model, x, y, key=jax.random.key(1), label=f"kcascade {case} cold")
-    c, warm_s = common.timed(kc.cascade, model, x, y, key=jax.random.key(2), label=f"kcascade {case} warm")
+    cascade = lambda k: kc.cascade(model, x, y, key=jax.random.key(k), students=students)
+    first, cold_s = common.timed(cascade, 1, label=f"kcascade {case} cold")
+    c, warm_s = common.timed(cascade, 2, label=f"kcascade {case} warm")
     mse = test_mse(c)
-    by_key = [test_mse(first), mse] + [
-        test_mse(kc.cascade(model, x, y, key=jax.random.key(k))) for k in range(3, keys + 1)]
-    print(json.dumps(dict(method="kcascade KCas", case=case, n=n, cold_s=cold_s, warm_s=warm_s,
+    by_key = [test_mse(first), mse] + [test_mse(cascade(k)) for k in range(3, keys + 1)]
+    print(json.dumps(dict(method="kcascade KCas", case=case, n=n, students=students, cold_s=cold_s, warm_s=warm_s,
                           student_s=c.timings["student"], teacher_s=c.timings["teacher"],
                           q=int(c.teacher.basis.shape[0]), mse=mse, mse_keys=by_key,
                           peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)))
@@ -112,10 +112,12 @@ def main():
     ap.add_argument("--tag", default=None, help="results file suffix")
     ap.add_argument("--keys", type=int, default=2,
                     help="kcascade's test MSE also over cascade keys 1..keys (mse_keys; the timed runs are keys 1, 2)")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--students", type=int, default=None, help="kcascade's students (default: the model's)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return child(args.child[0], int(args.child[1]), int(args.child[2]),
+                     None if args.child[3] == "default" else int(args.child[3]))
     import jax
     import common
     if not common.have_r_package("mgcv"):
@@ -124,7 +126,8 @@ def main():
     rows = []
     for case in cases:
         for n in sizes:
-            out = subprocess.run([sys.executable, __file__, "--child", case, str(n), str(args.keys)], capture_output=True,
+            out = subprocess.run([sys.executable, __file__, "--child", case, str(n), str(args.keys),
+                                  str(args.students or "default")], capture_output=True,
                                  text=True, check=True)
             ours = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(ours)
