@@ -122,6 +122,14 @@ class Problem:
         prob.given, prob.totals, prob.given_tss = statistics, None, tss
         return prob
 
+    def in_data_dtype(self, tree):
+        """``tree``'s float leaves cast back from the work dtype to the data's
+        (the fit, a score or hyperparameters a user gets back)."""
+        if self.dtype == self.data_dtype:
+            return tree
+        return jax.tree.map(lambda a: a.astype(self.data_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                            tree)
+
     @property
     def tss(self):
         """The weighted total sum of squares of the response about its mean."""
@@ -300,10 +308,7 @@ def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, p
 def fit_problem(prob: Problem, hyper, init, scale_search=False) -> SSANOVAFit:
     """Selection (``hyper`` None) or one solve at ``hyper``, then the fit (in
     the data's dtype)."""
-    fit = _fit_problem(prob, hyper, init, scale_search)
-    if prob.dtype == prob.data_dtype:
-        return fit
-    return jax.tree.map(lambda a: a.astype(prob.data_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, fit)
+    return prob.in_data_dtype(_fit_problem(prob, hyper, init, scale_search))
 
 
 def _fit_problem(prob: Problem, hyper, init, scale_search=False) -> SSANOVAFit:
@@ -321,7 +326,7 @@ def _fit_problem(prob: Problem, hyper, init, scale_search=False) -> SSANOVAFit:
 
 def _score_impl(model, x, y, key, hyper):
     prob = Problem(model, x, y, None, key)
-    return prob.score(prob.reduce(prob.narrow(hyper)), hyper.log_lambda).astype(prob.data_dtype)
+    return prob.in_data_dtype(prob.score(prob.reduce(prob.narrow(hyper)), hyper.log_lambda))
 
 
 def _refine_impl(model, x, y, key, hyper, steps, mesh=None, progress=False):
@@ -338,7 +343,7 @@ def _refine_impl(model, x, y, key, hyper, steps, mesh=None, progress=False):
     p0 = _pack(hyper).astype(prob.dtype)
     frozen_at_start = prob.frozen_objective(problem_at, p0, n)
     out = _centred(select.minimize(exact, lambda p: frozen_at_start, p0, rounds=1, max_steps=steps))
-    return jax.tree.map(lambda a: a.astype(y.dtype), out)
+    return prob.in_data_dtype(out)
 
 
 def _finish(prob: Problem, red: solve.Reduced, hyper) -> SSANOVAFit:
