@@ -134,7 +134,8 @@ def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
     return pb, vb, ab
 
 
-def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, upper=None, max_steps: int = 30,
+def newton(fun: Callable, x0, *, local: Callable | None = None, derivatives: Callable | None = None, lower=None,
+           upper=None, max_steps: int = 30,
            max_move: float = 4.0, f_scale=None, f_tol: float = 1e-7, g_tol: float = 1e-5,
            stall_tol=0.0, stall_steps: int = 3, stall_scale=None) -> NewtonResult:
     """Minimise ``fun`` over a box by projected Newton steps with a line search.
@@ -168,6 +169,10 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         point aux came from (e.g. a score in a basis frozen there); its
         derivatives are used instead of ``fun``'s, and ``fun`` only decides
         the step.
+      derivatives: None, or (aux, x) -> (gradient (P,), Hessian (P, P)) of
+        ``local(aux)`` at x, for an estimator that computes them faster than
+        forward-over-reverse differentiation of ``local`` (which this
+        replaces; the values must agree).
       lower, upper: (P,) bounds or None (unbounded).
       f_scale: the value's typical size, for the tolerances: a number,
         "relative" (|fun(x0)|: for a score in the data's units, such as GCV)
@@ -195,6 +200,8 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         evaluate, local = (lambda x: (fun(x), x)), (lambda _: fun)
     else:
         evaluate = fun
+    if derivatives is None:
+        derivatives = lambda aux, x: _derivatives(local(aux), x)
 
     def free_mask(x, g):
         return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
@@ -210,7 +217,7 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         direction = -evecs @ ((evecs.T @ gf) / a)
         direction = direction * jnp.minimum(1.0, max_move / jnp.maximum(jnp.max(jnp.abs(direction)), tiny))
         x_new, f_new, aux = _line_search(evaluate, x, f, direction, lo, hi, aux0)
-        g_new, h_new = _derivatives(local(aux), x_new)
+        g_new, h_new = derivatives(aux, x_new)
         ok = (f_new < f) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(h_new))
         g_free = jnp.where(free_mask(x_new, g_new), g_new, 0.0)
         # hist holds the values of the last stall_steps accepted points (inf
@@ -234,7 +241,7 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, lower=None, uppe
         scale = jnp.abs(f0) + tiny
     else:
         scale = jnp.asarray(f_scale, dtype)
-    g0, h0 = _derivatives(local(aux0), x0)
+    g0, h0 = derivatives(aux0, x0)
     stall_gain = jnp.asarray(stall_tol, dtype) * (scale if stall_scale is None else jnp.asarray(stall_scale, dtype))
     hist0 = jnp.full((stall_steps,), jnp.inf, dtype)
     init = _State(x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False), hist0, jnp.asarray(False))

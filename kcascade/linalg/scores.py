@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from kcascade.linalg.solve import (Blocks, Eliminated, Reduced, _mm, _sym, eliminate_null, penalized, rel_tol,
+from kcascade.linalg.solve import (_HI, Blocks, Eliminated, Reduced, _mm, _sym, eliminate_null, penalized, rel_tol,
                                    rho_of, weights)
 
 class Fitness(NamedTuple):
@@ -190,3 +190,37 @@ def frozen_parts_root(el: Eliminated, fr: Frozen):
     mk = _mm(el.f22, fr.basis)
     qhat = _sym(_mm(_mm(fr.basis.T, el.pen), fr.basis)) * fr.scale
     return _mm(mk.T, mk), qhat, _mm(mk.T, el.f2), el.rho2 + jnp.sum(el.f2 * el.f2)
+
+
+def frozen_parts_tangents(bl: Blocks, tangents: Blocks, fr: Frozen):
+    """``frozen_parts`` of Gram blocks and its derivatives along L tangents.
+
+    ``tangents``: a Blocks whose b, c, g2 and pen carry a leading axis of L
+    (a, g1, yy and n are taken as fixed). The tangents are carried into the
+    frozen basis by a few large products instead of L small ones.
+
+    Returns ((C_hat, Q_hat, h_hat, r0), (dC_hat (L, q, q), dQ_hat, dh_hat
+    (L, q)), curvature): ``curvature(cbar)`` is the (L, L) second derivative
+    of <cbar, C_hat> along the tangent pairs, which the Schur complement
+    C - B'A^{-1}B makes nonzero (C_hat is quadratic in B)."""
+    chol_a, ainv_b, ainv_g1, cs, gs, r0 = eliminate_null(bl)
+    kb = fr.basis
+    tb = tangents.b                                            # (L, m, q)
+    cross = jnp.einsum("lab,ac->lbc", tb, ainv_b, precision=_HI)
+    dcs = tangents.c - cross - jnp.swapaxes(cross, 1, 2)
+    in_basis = lambda x: jnp.einsum("ai,lab,bj->lij", kb, x, kb, precision=_HI)
+    dchat = in_basis(dcs)
+    dqhat = in_basis(0.5 * (tangents.pen + jnp.swapaxes(tangents.pen, 1, 2))) * fr.scale
+    dgs = tangents.g2 - jnp.einsum("lab,a->lb", tb, ainv_g1, precision=_HI)
+    dhhat = jnp.einsum("ai,la->li", kb, dgs, precision=_HI)
+    parts = (_sym(_mm(_mm(kb.T, cs), kb)), _sym(_mm(_mm(kb.T, bl.pen), kb)) * fr.scale, _mm(kb.T, gs), r0)
+    ainv_tb = cho_solve((chol_a, True), jnp.moveaxis(tb, 0, 1).reshape(tb.shape[1], -1)).reshape(
+        tb.shape[1], tb.shape[0], tb.shape[2])                 # (m, L, q): A^{-1} dB_l
+
+    def curvature(cbar):
+        # d2 C_s [k, l] = -(dB_k' A^{-1} dB_l + dB_l' A^{-1} dB_k); <cbar_s, .> with cbar_s = K cbar K'
+        cbar_s = _mm(_mm(kb, _sym(cbar)), kb.T)
+        t = jnp.einsum("ab,kca,clb->kl", cbar_s, tb, ainv_tb, precision=_HI)
+        return -(t + t.T)
+
+    return parts, (dchat, dqhat, dhhat), curvature

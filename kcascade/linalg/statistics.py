@@ -45,8 +45,12 @@ class Gram:
     def narrow(self, st: passes.Stats, m: int, pen) -> solve.Blocks:
         return solve.blocks_from_stats(*st, m, pen)
 
-    def at_theta(self, st: passes.Stats, m: int, theta, pen) -> solve.Blocks:
-        return solve.blocks_from_full(*st, m, theta, pen)
+    def prepared(self, st: passes.Stats, m: int, k: int) -> solve.FullGram:
+        """The full statistics (K kernel blocks) laid out for the selection."""
+        return solve.full_gram(*st, m, k)
+
+    def at_theta(self, st: solve.FullGram, m: int, theta, pen) -> solve.Blocks:
+        return solve.blocks_from_full(st, theta, pen)
 
     def eliminated(self, prob: solve.Blocks) -> solve.Eliminated:
         return solve.eliminate_gram(prob)
@@ -57,6 +61,19 @@ class Gram:
     def near_frozen_fitness(self, prob: solve.Blocks, frozen, log_lambda) -> scores.Fitness:
         rho = solve.rho_of(prob.n, frozen.scale, log_lambda)
         return scores.fitness_near_frozen(*scores.frozen_parts(prob, frozen), frozen, prob.a.shape[0], rho)
+
+    def at_theta_with_jacobian(self, st: solve.FullGram, m: int, theta, pen_blocks):
+        """(``at_theta``'s blocks, their Jacobian in theta): see
+        ``solve.blocks_with_jacobian``."""
+        return solve.blocks_with_jacobian(st, theta, pen_blocks)
+
+    def second_order(self, st: solve.FullGram, m: int, cot: solve.Blocks, k: int, pen_blocks):
+        """See ``solve.blocks_second_order``."""
+        return solve.blocks_second_order(cot, st, pen_blocks)
+
+    def frozen_parts_tangents(self, prob: solve.Blocks, tangents: solve.Blocks, frozen):
+        """See ``scores.frozen_parts_tangents``."""
+        return scores.frozen_parts_tangents(prob, tangents, frozen)
 
     def sv_cut(self, dtype) -> float:
         return solve.sv_cut(dtype, squared=True)
@@ -90,8 +107,12 @@ class QR:
     def narrow(self, f: passes.Factor, m: int, pen) -> solve.Eliminated:
         return solve.eliminate_qr(f.r, f.n, m, pen)
 
-    def at_theta(self, f: passes.Factor, m: int, theta, pen) -> solve.Eliminated:
-        return solve.eliminate_qr(solve.factor_at(f.r, m, theta), f.n, m, pen)
+    def prepared(self, f: passes.Factor, m: int, k: int) -> solve.FullQR:
+        """The full factor (K kernel blocks) laid out for the selection."""
+        return solve.full_qr(f.r, f.n, m, k)
+
+    def at_theta(self, f: solve.FullQR, m: int, theta, pen) -> solve.Eliminated:
+        return solve.eliminate_qr(solve.factor_at(f, theta), f.n, m, pen)
 
     def eliminated(self, prob: solve.Eliminated) -> solve.Eliminated:
         return prob
@@ -102,6 +123,10 @@ class QR:
     def near_frozen_fitness(self, prob: solve.Eliminated, frozen, log_lambda) -> scores.Fitness:
         rho = solve.rho_of(prob.n, frozen.scale, log_lambda)
         return scores.fitness_near_frozen(*scores.frozen_parts_root(prob, frozen), frozen, prob.chol_a.shape[0], rho)
+
+    # The problem at theta is a QR of the mixed factor, not an explicit
+    # polynomial in theta: its derivatives come from forward-mode AD.
+    at_theta_with_jacobian = None
 
     def sv_cut(self, dtype) -> float:
         return solve.sv_cut(dtype, squared=False)
