@@ -78,19 +78,20 @@ class NewtonResult(NamedTuple):
 
 
 class _State(NamedTuple):
-    """The Newton loop's carry: the point, its value, gradient, Hessian and
-    aux; steps taken; whether to stop; the values of the last accepted points
-    (for the stall test); whether the stall test fired."""
+    """The Newton loop's carry: the point, its value and aux; steps taken;
+    whether to stop; the values of the last accepted points (for the stall
+    test); whether the stall test fired; the last accepted step's gain;
+    whether the free gradient was small at x (as of the last derivatives)."""
 
     x: jax.Array
     f: jax.Array
-    g: jax.Array
-    h: jax.Array
     aux: object
     steps: jax.Array
     done: jax.Array
     hist: jax.Array
     stalled: jax.Array
+    gain: jax.Array
+    small: jax.Array
 
 
 def _derivatives(fun, x):
@@ -105,32 +106,28 @@ def _line_search(evaluate, x, f, direction, lo, hi, aux_like):
     """The best of the multiples t = 1, then 2, 4 ... 16 while they keep lowering the
     value (after a successful t = 1), or 1/2, 1/4 ... 1/64 until one lowers it
     (after a failed one), of ``direction`` from ``x``, projected onto the box.
-    Returns (point, value, aux); the value is f when nothing lowered it."""
-    def at(t):
-        p = jnp.clip(x + t * direction, lo, hi)
-        v, aux = evaluate(p)
-        return p, jnp.where(jnp.isfinite(v), v, jnp.inf), aux
-
-    p1, v1, a1 = at(1.0)
-    up = v1 < f
-
-    def going(c):
-        t, _, vb, _, _, stop = c
-        return ~stop & jnp.where(up, t < 16.0, t > 1.0 / 64.0)
+    Returns (point, value, aux); the value is no lower than f when nothing
+    lowered it. One loop, so ``evaluate`` is compiled once."""
+    dtype = x.dtype
 
     def body(c):
-        t, pb, vb, ab, _, _ = c
-        t = jnp.where(up, 2.0 * t, 0.5 * t)
-        p, v, aux = at(t)
-        better = v < vb
+        t, pb, vb, ab, up, first, _ = c
+        p = jnp.clip(x + t * direction, lo, hi)
+        v, aux = evaluate(p)
+        v = jnp.where(jnp.isfinite(v), v, jnp.inf)
+        up = jnp.where(first, v < f, up)
+        better = first | (v < vb)
         pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), new, old)
         # going up: stop at the first multiple that does not improve on the
         # last; going down: stop at the first that lowers f
-        stop = jnp.where(up, ~better, v < f)
-        return t, pick(p, pb), jnp.minimum(v, vb), pick(aux, ab), v, stop
+        stop = jnp.where(first, False, jnp.where(up, ~better, v < f))
+        stop = stop | jnp.where(up, t >= 16.0, t <= 1.0 / 64.0)
+        t = jnp.where(up, 2.0 * t, 0.5 * t)
+        return t, pick(p, pb), jnp.where(better, v, vb), pick(aux, ab), up, jnp.asarray(False), stop
 
-    init = (jnp.asarray(1.0, x.dtype), p1, v1, a1, v1, jnp.asarray(False))
-    _, pb, vb, ab, _, _ = jax.lax.while_loop(going, body, init)
+    init = (jnp.asarray(1.0, dtype), x, jnp.asarray(jnp.inf, dtype), aux_like, jnp.asarray(False),
+            jnp.asarray(True), jnp.asarray(False))
+    _, pb, vb, ab, _, _, _ = jax.lax.while_loop(lambda c: ~c[-1], body, init)
     return pb, vb, ab
 
 
@@ -182,8 +179,8 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, derivatives: Cal
         drifting towards a bound) can keep falling by a little per step for
         dozens of steps; decreases far below what the estimate's accuracy
         depends on are not worth the steps. ``stall_scale`` (a number or a
-        traced scalar) defaults to f_scale's scale; ``stall_tol`` may be
-        traced too.
+        traced scalar, or a function of the start's aux) defaults to
+        f_scale's scale; ``stall_tol`` may be traced too.
     Returns:
       NewtonResult: x (P,), value, steps (Newton steps taken), converged (the
       free gradient test holds at x), stalled (the stall test stopped it).
@@ -206,33 +203,38 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, derivatives: Cal
     def free_mask(x, g):
         return ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
 
+    # Each iteration takes the derivatives at the current point, tests
+    # convergence there, then steps: the derivatives and the line search's
+    # evaluation appear once each in the compiled loop.
     def step(state: _State) -> _State:
-        x, f, g, h_in, aux0, k, _, hist, _ = state
+        x, f, aux0, k, _, hist, stalled_before, gain, _ = state
+        g, h_in = derivatives(aux0, x)
+        finite = jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(h_in))
         free = free_mask(x, g)
-        h = jnp.where(free[:, None] & free[None, :], h_in, jnp.eye(x.shape[0], dtype=dtype))
         gf = jnp.where(free, g, 0.0)
+        small = jnp.max(jnp.abs(gf)) < g_tol * scale
+        stop_here = (small & (gain < f_tol * scale)) | ~finite | stalled_before | (k >= max_steps)
+        h = jnp.where(free[:, None] & free[None, :], h_in, jnp.eye(x.shape[0], dtype=dtype))
+        h = jnp.where(finite, h, jnp.eye(x.shape[0], dtype=dtype))
+        gf = jnp.where(finite, gf, 0.0)
         evals, evecs = jnp.linalg.eigh(h)
         a = jnp.abs(evals)
         a = jnp.maximum(a, 1e-7 * jnp.max(a) + tiny)
         direction = -evecs @ ((evecs.T @ gf) / a)
         direction = direction * jnp.minimum(1.0, max_move / jnp.maximum(jnp.max(jnp.abs(direction)), tiny))
         x_new, f_new, aux = _line_search(evaluate, x, f, direction, lo, hi, aux0)
-        g_new, h_new = derivatives(aux, x_new)
-        ok = (f_new < f) & jnp.all(jnp.isfinite(g_new)) & jnp.all(jnp.isfinite(h_new))
-        g_free = jnp.where(free_mask(x_new, g_new), g_new, 0.0)
+        ok = (f_new < f) & ~stop_here
         # hist holds the values of the last stall_steps accepted points (inf
         # before there were that many): its oldest minus f_new is what they
-        # gained together
+        # gained together. A stall stops at the next iteration, after the
+        # derivatives there have said whether the gradient is small.
         hist_new = jnp.concatenate([hist[1:], f[None]])
         stalled = ok & (hist_new[0] - f_new < stall_gain)
-        done = ~ok | stalled | ((f - f_new < f_tol * scale) & (jnp.max(jnp.abs(g_free)) < g_tol * scale))
+        done = stop_here | ~ok
         keep = lambda new, old: jnp.where(ok, new, old)
         aux = jax.tree_util.tree_map(keep, aux, aux0)
-        return _State(keep(x_new, x), keep(f_new, f), keep(g_new, g), keep(h_new, h_in), aux, k + 1, done,
-                      keep(hist_new, hist), stalled)
-
-    def going(state: _State):
-        return (state.steps < max_steps) & ~state.done
+        return _State(keep(x_new, x), keep(f_new, f), aux, k + (~stop_here).astype(k.dtype), done,
+                      keep(hist_new, hist), stalled_before | stalled, keep(f - f_new, gain), small)
 
     f0, aux0 = evaluate(x0)
     if f_scale is None:
@@ -241,10 +243,11 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, derivatives: Cal
         scale = jnp.abs(f0) + tiny
     else:
         scale = jnp.asarray(f_scale, dtype)
-    g0, h0 = derivatives(aux0, x0)
+    if callable(stall_scale):
+        stall_scale = stall_scale(aux0)
     stall_gain = jnp.asarray(stall_tol, dtype) * (scale if stall_scale is None else jnp.asarray(stall_scale, dtype))
     hist0 = jnp.full((stall_steps,), jnp.inf, dtype)
-    init = _State(x0, f0, g0, h0, aux0, jnp.asarray(0), jnp.asarray(False), hist0, jnp.asarray(False))
-    x, f, g, _, _, k, _, _, stalled = jax.lax.while_loop(going, step, init)
-    converged = jnp.max(jnp.abs(jnp.where(free_mask(x, g), g, 0.0))) < g_tol * scale
-    return NewtonResult(x, f, k, converged, stalled)
+    init = _State(x0, f0, aux0, jnp.asarray(0), jnp.asarray(False), hist0, jnp.asarray(False),
+                  jnp.asarray(jnp.inf, dtype), jnp.asarray(False))
+    end = jax.lax.while_loop(lambda st: ~st.done, step, init)
+    return NewtonResult(end.x, end.f, end.steps, end.small, end.stalled)

@@ -233,35 +233,44 @@ def _start(prob: Problem, full) -> jax.Array:
 
     blocks = prob.design.pen_blocks                       # (K, q, q): R_b at the basis points
     lt0 = canonical_log_theta(-floored_log(jnp.trace(blocks, axis1=1, axis2=2)))
-    red0 = prob.reduce(prob.at_theta(full, lt0))
-    ll0, v0 = _grid_lambda(prob, red0)
-    _, c = solve.coefficients(red0, solve.rho_of(red0.n, red0.scale, ll0))
-    size = jnp.exp(2.0 * lt0) * jnp.einsum("a,kab,b->k", c, blocks, c, precision=jax.lax.Precision.HIGHEST)
-    lt1 = canonical_log_theta(floored_log(size))
-    red1 = prob.reduce(prob.at_theta(full, lt1))
-    ll1, v1 = _grid_lambda(prob, red1)
-    return jnp.where(v1 <= v0, ll1 - lt1, ll0 - lt0)
+
+    def one(lt, _):   # a loop of two, so that the diagonalisation is compiled once
+        red = prob.reduce(prob.at_theta(full, lt))
+        ll, v = _grid_lambda(prob, red)
+        _, c = solve.coefficients(red, solve.rho_of(red.n, red.scale, ll))
+        size = jnp.exp(2.0 * lt) * jnp.einsum("a,kab,b->k", c, blocks, c, precision=jax.lax.Precision.HIGHEST)
+        return canonical_log_theta(floored_log(size)).astype(lt.dtype), (ll - lt, v)
+
+    _, (s, v) = jax.lax.scan(one, lt0.astype(prob.dtype), None, length=2)
+    return jnp.where(v[1] <= v[0], s[1], s[0])
 
 
 def newton_problem(prob: Problem, full):
     """(evaluate, local, derivatives) of the selection's Newton search
     (``select.newton``) on the log smoothing parameters s (K,):
-    ``evaluate(s)`` is the exact score (a fresh diagonalisation) and the basis
-    frozen there; ``local(frozen)`` is the score's second-order expansion in
-    that basis, whose gradient and Hessian at s are the exact ones;
-    ``derivatives(frozen, s)`` computes them by the chain rule through the
+    ``evaluate(s)`` is the exact score (a fresh diagonalisation) and aux =
+    (the basis frozen there, the risk scale there: ``_risk_scale``);
+    ``local(aux)`` is the score's second-order expansion in that basis, whose
+    gradient and Hessian at s are the exact ones; ``derivatives(aux, s)``
+    computes them by the chain rule through the
     explicit Jacobian of the problem at theta (``_chain_derivatives``), or is
     None where the statistics have none (QR: forward-mode AD of ``local``)."""
     def problem_at(s):
         hyper = _hyper_of(s)
         return hyper, prob.at_theta(full, hyper.log_theta)
 
+    gcv = prob.model.score in ("gcv", "ubr")      # scores of the size sigma^2 + risk
+
     def evaluate(s):
         hyper, at = problem_at(s)
         red = prob.reduce(at)
-        return prob.score(red, hyper.log_lambda), scores.freeze(red)
+        fit = scores.fitness(red, solve.rho_of(red.n, red.scale, hyper.log_lambda))
+        value = prob.score_fn(fit, red.n)
+        return value, (scores.freeze(red), _risk_scale(fit, value, red.n, gcv))
 
-    def local(frozen):
+    def local(aux):
+        frozen = aux[0]
+
         def score(s):
             hyper, at = problem_at(s)
             return prob.score_fn(prob.stats.near_frozen_fitness(at, frozen, hyper.log_lambda), full.n)
@@ -269,7 +278,7 @@ def newton_problem(prob: Problem, full):
 
     if prob.stats.at_theta_with_jacobian is None:
         return evaluate, local, None
-    return evaluate, local, lambda frozen, s: _chain_derivatives(prob, full, frozen, s)
+    return evaluate, local, lambda aux, s: _chain_derivatives(prob, full, aux[0], s)
 
 
 def _chain_derivatives(prob: Problem, full, frozen, s):
@@ -335,18 +344,15 @@ def _chain_derivatives(prob: Problem, full, frozen, s):
     return g, 0.5 * (h + h.T)
 
 
-def _risk_scale(prob: Problem, full, s, gcv: bool):
-    """The size of the estimate's risk at s, in the score's units: sigma^2 df / n
+def _risk_scale(fit: scores.Fitness, value, n, gcv: bool):
+    """The size of the estimate's risk in the score's units: sigma^2 df / n
     (the variance part of the mean squared error), with sigma^2 taken as the
-    GCV score itself; for GML, whose differences are relative changes of the
-    residual variance, df / n. Gains of the score far below it cannot move the
-    estimate's accuracy; unlike a fraction of the score (~ sigma^2) it shrinks
-    with n as the risk does."""
-    hyper = _hyper_of(s)
-    red = prob.reduce(prob.at_theta(full, hyper.log_theta))
-    fit = scores.fitness(red, solve.rho_of(red.n, red.scale, hyper.log_lambda))
-    rel = fit.trace / red.n
-    return rel * prob.score_fn(fit, red.n) if gcv else rel
+    GCV score ``value`` itself; for GML, whose differences are relative
+    changes of the residual variance, df / n. Gains of the score far below it
+    cannot move the estimate's accuracy; unlike a fraction of the score
+    (~ sigma^2) it shrinks with n as the risk does."""
+    rel = fit.trace / n
+    return rel * value if gcv else rel
 
 
 def _select(prob: Problem, full, init) -> Hyper:
@@ -367,7 +373,7 @@ def _select(prob: Problem, full, init) -> Hyper:
     res = select.newton(evaluate, s0, local=local, derivatives=derivatives, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
                         max_steps=prob.model.max_steps, f_scale="relative" if gcv else None,
                         stall_tol=prob.model.stall_tol, stall_steps=STALL_STEPS,
-                        stall_scale=_risk_scale(prob, full, s0, gcv))
+                        stall_scale=lambda aux: aux[1])
     return _centred(_pack(_hyper_of(res.x)))   # _centred needs centred log theta: _hyper_of gives it
 
 
