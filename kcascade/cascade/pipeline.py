@@ -15,6 +15,7 @@ work.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, NamedTuple
 
@@ -150,6 +151,15 @@ def _sizes(n, n_student, stages):
     return tuple(int(s) for s in sizes)
 
 
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _blocks_of(x, y, order, size, students):
+    """The rows of ``order``'s first ``students`` blocks of ``size``: (B, size, d)
+    and (B, size) (y None stays None). One compiled program (eager, each
+    slice and gather compiled apart in a fresh process)."""
+    idx = order[:students * size].reshape(students, size)
+    return x[idx], None if y is None else y[idx]
+
+
 def combine(hypers):
     """The element-wise median of several students' hyperparameters (pytrees
     of log values: log lambda and log theta, or log bandwidths)."""
@@ -251,8 +261,10 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         order while B n_s <= n (a source: B n_s rows drawn once and dealt
         out at random), else independent draws."""
         if src is None:
+            if students * size <= n:
+                xs, ys = _blocks_of(x, y, order, size, students)
+                return [(xs[b], None if ys is None else ys[b]) for b in range(students)]
             return [(x[idx], None if y is None else y[idx]) for idx in (
-                order[b * size:(b + 1) * size] if (b + 1) * size <= n else
                 jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
                 for b in range(students))]
         if students * size <= n:

@@ -18,6 +18,7 @@ The fit itself is orchestrated in ``ssanova_engine``; its result is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar
 
@@ -485,7 +486,13 @@ def _pad(x, y, w):
     if b == n:
         return x, y, w
     w = jnp.ones((n,), y.dtype) if w is None else w
-    extra = b - n
+    return _padded_to(x, y, w, b - n)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _padded_to(x, y, w, extra):
+    # one compiled program: eager, its five operations compiled one by one
+    # in a fresh process
     return (jnp.concatenate([x, jnp.broadcast_to(x[:1], (extra, x.shape[1]))]),
             jnp.concatenate([y, jnp.broadcast_to(y[:1], (extra,))]),
             jnp.concatenate([w, jnp.zeros((extra,), w.dtype)]))
