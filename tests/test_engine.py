@@ -158,3 +158,23 @@ def test_basis_draw_is_lax_top_k_and_uniform():
         counts[np.argsort(np.asarray(row_labels(jax.random.key(1000 + k), xs)))[:20]] += 1
     chi2 = float(np.sum((counts - 40) ** 2 / (40 * 0.9)))
     assert 99 < chi2 < 299, chi2
+
+
+def test_wide_gram_from_upper_panels_equals_the_dense_product():
+    """A wide pass forms Z'WZ as the upper triangle of 4 x 4 column panels
+    (``passes.gram_panels``) and mirrors it: against numpy's dense product,
+    with weights and a last chunk padded with zero-weight rows."""
+    from kcascade.linalg import passes
+
+    x = jax.random.normal(jax.random.key(0), (2500, 3))
+    y = jax.random.normal(jax.random.key(1), (2500,))
+    w = jax.random.uniform(jax.random.key(2), (2500,))
+    proj = jax.random.normal(jax.random.key(3), (3, 1500))
+    feat = lambda xc: jnp.sin(xc @ proj)
+    assert len(passes.gram_panels(1500)) == passes.PANELS and passes.gram_panels(1000) == ((0, 1000),)
+    st = jax.jit(lambda: passes.accumulate(feat, x, y, w, chunk=1024))()
+    z, wn = np.asarray(feat(x)), np.asarray(w)
+    ref = (z * wn[:, None]).T @ z
+    # float64 rounding of sums of 2500 products: 1e-15 of the largest entry measured
+    np.testing.assert_allclose(np.asarray(st.ztz), ref, rtol=0, atol=1e-12 * np.max(np.abs(ref)))
+    np.testing.assert_allclose(np.asarray(st.zty), (z * wn[:, None]).T @ np.asarray(y), rtol=1e-12, atol=1e-9)

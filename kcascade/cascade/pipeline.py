@@ -152,14 +152,16 @@ def _sizes(n, n_student, stages):
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4))
-def _blocks_of(x, y, order, size, students):
-    """The rows of ``order``'s first ``students`` blocks of ``size``: (B, size, d)
-    and (B, size) (y None stays None). One compiled program (eager, each
-    slice and gather compiled apart in a fresh process)."""
-    idx = order[:students * size].reshape(students, size)
-    return x[idx], None if y is None else y[idx]
+def _blocks_of(x, y, key, size, students):
+    """The rows of the first ``students`` blocks of ``size`` of a random order
+    of the rows (drawn with ``key``): a tuple of B (x_b, y_b) (y None stays
+    None). One compiled program: eager, the permutation, each slice and
+    gather were compiled apart in a fresh process."""
+    idx = jax.random.permutation(key, x.shape[0])[:students * size].reshape(students, size)
+    return tuple((x[i], None if y is None else y[i]) for i in idx)
 
 
+@jax.jit
 def combine(hypers):
     """The element-wise median of several students' hyperparameters (pytrees
     of log values: log lambda and log theta, or log bandwidths)."""
@@ -254,7 +256,6 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         protocol.require(model, ["init"], _OPTION_NAMES)
     law = model.default_law(d) if law is None else law
     k_sub, k_student, k_teacher = jax.random.split(key, 3)
-    order = None if src is not None else jax.random.permutation(k_sub, n)
 
     def stage_rows(i, size):
         """The B students' rows of stage i: disjoint blocks of one random
@@ -262,8 +263,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         out at random), else independent draws."""
         if src is None:
             if students * size <= n:
-                xs, ys = _blocks_of(x, y, order, size, students)
-                return [(xs[b], None if ys is None else ys[b]) for b in range(students)]
+                return list(_blocks_of(x, y, jax.random.fold_in(k_sub, i) if i else k_sub, size, students))
             return [(x[idx], None if y is None else y[idx]) for idx in (
                 jax.random.permutation(jax.random.fold_in(k_sub, 1000 * i + b), n)[:size]
                 for b in range(students))]
