@@ -485,14 +485,14 @@ def _pad(x, y, w):
     b = row_bucket(n)
     if b == n:
         return x, y, w
-    w = jnp.ones((n,), y.dtype) if w is None else w
     return _padded_to(x, y, w, b - n)
 
 
 @functools.partial(jax.jit, static_argnums=3)
 def _padded_to(x, y, w, extra):
-    # one compiled program: eager, its five operations compiled one by one
-    # in a fresh process
+    # one compiled program: eager, its operations compiled one by one in a
+    # fresh process
+    w = jnp.ones(y.shape, y.dtype) if w is None else w
     return (jnp.concatenate([x, jnp.broadcast_to(x[:1], (extra, x.shape[1]))]),
             jnp.concatenate([y, jnp.broadcast_to(y[:1], (extra,))]),
             jnp.concatenate([w, jnp.zeros((extra,), w.dtype)]))
