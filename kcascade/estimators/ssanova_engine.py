@@ -259,7 +259,7 @@ def newton_problem(prob: Problem, full):
         hyper = _hyper_of(s)
         return hyper, prob.at_theta(full, hyper.log_theta)
 
-    gcv = prob.model.score in ("gcv", "ubr")      # scores of the size sigma^2 + risk
+    gcv = _risk_sized(prob)
 
     def evaluate(s):
         hyper, at = problem_at(s)
@@ -312,7 +312,7 @@ def _chain_derivatives(prob: Problem, full, frozen, s):
     dtheta, dll = jax.jacfwd(params)(s)              # (K, K): d theta_k / d s_l; (K,)
     blocks, jac = prob.stats.at_theta_with_jacobian(full, prob.m, theta, pen_blocks)
     tangents = jax.tree.map(lambda j: jnp.tensordot(dtheta, j, axes=(0, 0)), jac)   # leading axis: l
-    (chat, qhat, hhat, r0), dparts, curvature = prob.stats.frozen_parts_tangents(blocks, tangents, frozen)
+    (chat, qhat, hhat, r0), dparts, curvature, pullback = prob.stats.frozen_parts_tangents(blocks, tangents, frozen)
 
     def score(chat, qhat, hhat, ll):
         rho = solve.rho_of(n, frozen.scale, ll)
@@ -330,11 +330,9 @@ def _chain_derivatives(prob: Problem, full, frozen, s):
     g = sum(jnp.tensordot(t.reshape(k, -1), c.reshape(-1), axes=1) for t, c in zip(tang, cot))
     h = sum(pairs(t, m) for t, m in zip(tang, moved)) + curvature(cot[0])
 
-    # the blocks' own curvature in theta (and theta's in s), through their cotangent
-    def score_of_blocks(bl, ll):
-        return prob.score_fn(prob.stats.near_frozen_fitness(bl, frozen, ll), n)
-
-    cot_blocks, cot_ll = jax.grad(score_of_blocks, argnums=(0, 1))(blocks, log_lambda)
+    # the blocks' own curvature in theta (and theta's in s), through their
+    # cotangent: G's gradient carried back through the frozen parts
+    cot_blocks, cot_ll = pullback(cot[:3]), cot[3]
     mat, v = prob.stats.second_order(full, prob.m, cot_blocks, k, pen_blocks)
 
     def along_cot(s):
@@ -343,6 +341,12 @@ def _chain_derivatives(prob: Problem, full, frozen, s):
 
     h = h + jax.hessian(along_cot)(s)
     return g, 0.5 * (h + h.T)
+
+
+def _risk_sized(prob: Problem) -> bool:
+    """Whether the model's score is of the size sigma^2 + risk (GCV, UBR), as
+    opposed to a log scale (GML)."""
+    return prob.model.score in ("gcv", "ubr")
 
 
 def _risk_scale(fit: scores.Fitness, value, n, gcv: bool):
@@ -370,7 +374,7 @@ def _select(prob: Problem, full, init) -> Hyper:
     evaluate, local, derivatives = newton_problem(prob, full)
     s0 = _start(prob, full) if init is None else _log_sp(init).astype(prob.dtype)
     lower, upper = jnp.min(s0) - SP_BOX, jnp.max(s0) + SP_BOX
-    gcv = prob.model.score in ("gcv", "ubr")      # scores of the size sigma^2 + risk
+    gcv = _risk_sized(prob)
     res = select.newton(evaluate, s0, local=local, derivatives=derivatives, lower=jnp.full_like(s0, lower), upper=jnp.full_like(s0, upper),
                         max_steps=prob.model.max_steps, f_scale="relative" if gcv else None,
                         stall_tol=prob.model.stall_tol, stall_steps=STALL_STEPS,

@@ -200,10 +200,13 @@ def frozen_parts_tangents(bl: Blocks, tangents: Blocks, fr: Frozen):
     frozen basis by a few large products instead of L small ones.
 
     Returns ((C_hat, Q_hat, h_hat, r0), (dC_hat (L, q, q), dQ_hat, dh_hat
-    (L, q)), curvature): ``curvature(cbar)`` is the (L, L) second derivative
-    of <cbar, C_hat> along the tangent pairs, which the Schur complement
-    C - B'A^{-1}B makes nonzero (C_hat is quadratic in B)."""
-    chol_a, ainv_b, ainv_g1, cs, gs, r0 = eliminate_null(bl)
+    (L, q)), curvature, pullback): ``curvature(cbar)`` is the (L, L) second
+    derivative of <cbar, C_hat> along the tangent pairs, which the Schur
+    complement C - B'A^{-1}B makes nonzero (C_hat is quadratic in B);
+    ``pullback((cbar, qbar, hbar))`` carries a cotangent of (C_hat, Q_hat,
+    h_hat) back to the blocks (a Blocks)."""
+    (chat, qhat, hhat), pullback = jax.vjp(lambda b: frozen_parts(b, fr)[:3], bl)
+    chol_a, ainv_b, ainv_g1, _, _, r0 = eliminate_null(bl)
     kb = fr.basis
     tb = tangents.b                                            # (L, m, q)
     cross = jnp.einsum("lab,ac->lbc", tb, ainv_b, precision=_HI)
@@ -213,7 +216,6 @@ def frozen_parts_tangents(bl: Blocks, tangents: Blocks, fr: Frozen):
     dqhat = in_basis(0.5 * (tangents.pen + jnp.swapaxes(tangents.pen, 1, 2))) * fr.scale
     dgs = tangents.g2 - jnp.einsum("lab,a->lb", tb, ainv_g1, precision=_HI)
     dhhat = jnp.einsum("ai,la->li", kb, dgs, precision=_HI)
-    parts = (_sym(_mm(_mm(kb.T, cs), kb)), _sym(_mm(_mm(kb.T, bl.pen), kb)) * fr.scale, _mm(kb.T, gs), r0)
     ainv_tb = cho_solve((chol_a, True), jnp.moveaxis(tb, 0, 1).reshape(tb.shape[1], -1)).reshape(
         tb.shape[1], tb.shape[0], tb.shape[2])                 # (m, L, q): A^{-1} dB_l
 
@@ -223,4 +225,4 @@ def frozen_parts_tangents(bl: Blocks, tangents: Blocks, fr: Frozen):
         t = jnp.einsum("ab,kca,clb->kl", cbar_s, tb, ainv_tb, precision=_HI)
         return -(t + t.T)
 
-    return parts, (dchat, dqhat, dhhat), curvature
+    return (chat, qhat, hhat, r0), (dchat, dqhat, dhhat), curvature, lambda cot: pullback(cot)[0]
