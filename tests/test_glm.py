@@ -105,6 +105,15 @@ def test_fixed_hyper_fit_is_the_dense_penalized_likelihood_optimum(family, binom
 
 
 @pytest.mark.slow   # a selection (compiles the search: ~20 s)
+def test_quadratic_convergence_stop():
+    close = ssanova_glm._close_enough
+    assert close(1e-7, np.inf, 1e-6)                 # the change itself is small enough
+    assert not close(1e-3, np.inf, 1e-6)             # one step says nothing of the rate
+    assert close(1e-4, 1e-2, 1e-6)                   # 10 * 1e-12 / 1e-4 = 1e-7: quadratic, inside
+    assert not close(1e-4, 5e-4, 1e-6)               # not falling by 10x per step: no extrapolation
+    assert not close(1e-3, 2e-2, 1e-6)               # 10 * 1e-9 / 4e-4 = 2.5e-5: outside
+
+
 def test_selection_converges_and_beats_the_constant(binomial_data):
     x, y, m = binomial_data
     fit = kc.SSANOVA(order=ORDER, family="binomial").fit(x, y, key=jax.random.key(1), weights=m)

@@ -74,6 +74,8 @@ def test_fixed_hyper_matches_dense_solve(name, case, lambda_shift):
         mean, se = fit.predict(x_new, se=True)
         scale = np.max(np.abs(mean_ref))
         np.testing.assert_allclose(np.asarray(mean), mean_ref, rtol=0, atol=tol * scale)
+        # the mean alone (se=False) comes from the features at theta, not the K blocks
+        np.testing.assert_allclose(np.asarray(fit.predict(x_new)), mean_ref, rtol=0, atol=tol * scale)
         np.testing.assert_allclose(float(fit.df), trace, rtol=tol_df)
         rss = np.sum((predict(u)[0] - y) ** 2)
         np.testing.assert_allclose(float(fit.rss), rss, rtol=tol_df)

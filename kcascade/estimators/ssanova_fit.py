@@ -119,9 +119,10 @@ class SSANOVAFit(protocol.Fit):
         rows, padded = x_new.shape[0], compilation.row_bucket(x_new.shape[0])
         if padded != rows:
             x_new = jnp.concatenate([x_new, jnp.broadcast_to(x_new[:1], (padded - rows, x_new.shape[1]))])
+        if not se:     # the mean alone: the features at theta, no posterior variances
+            return _mean_jit(self, x_new, jnp.asarray(null_mask), jnp.asarray(comp_mask))[:rows]
         mean, sd = _predict_jit(self, x_new, jnp.asarray(null_mask), jnp.asarray(comp_mask))
-        mean, sd = mean[:rows], sd[:rows]
-        return (mean, sd) if se else mean
+        return mean[:rows], sd[:rows]
 
     def summary(self, x=None, weights=None):
         """The fit on one screen (``print(fit.summary())``): n, q, the score,
@@ -180,6 +181,18 @@ def _predict_impl(fit: SSANOVAFit, x_new, null_mask, comp_mask):
     return mean[:, 0], sd[:, 0]
 
 
+def _mean_impl(fit: SSANOVAFit, x_new, null_mask, comp_mask):
+    """The posterior mean of ``_predict_impl`` alone, from the features at
+    theta (m + q columns, the K blocks summed as they are formed)."""
+    design = fit.design
+    u = scale_rows(design.structure.marginals, x_new, fit.domains)
+    theta = jnp.exp(fit.hyper.log_theta) * comp_mask.astype(x_new.dtype)
+    coef = jnp.concatenate([fit.coef_null * null_mask.astype(x_new.dtype), fit.coef_basis])
+    batch = passes.default_chunk(u.shape[0], design.structure.m + fit.basis.shape[0])
+    return jax.lax.map(lambda row: jnp.matmul(design.narrow(row[None], theta), coef, precision=_HI)[0], u,
+                       batch_size=batch)
+
+
 jax.tree_util.register_dataclass(
     SSANOVAFit,
     data_fields=[f.name for f in dataclasses.fields(SSANOVAFit) if f.name not in ("model", "columns")],
@@ -187,3 +200,4 @@ jax.tree_util.register_dataclass(
 )
 
 _predict_jit = compilation.jit(_predict_impl)
+_mean_jit = compilation.jit(_mean_impl)
