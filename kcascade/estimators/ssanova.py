@@ -476,6 +476,15 @@ def _singular_message(model, x, w):
             "them nominal.")
 
 
+def pilot_fit(model, x, y, w, key, mesh=None):
+    """The Gaussian ``model``'s fit at equal-trace thetas and the grid's best
+    lambda (``engine.pilot_jit``: one narrow pass, no search) on checked rows
+    (x, y, w as ``fit`` makes them; w may be None); padded as ``fit`` pads."""
+    if mesh is None:
+        x, y, w = _pad(x, y, w)
+    return devices.local(jax.block_until_ready(engine.pilot_jit(model, x, y, w, key, mesh, False)))
+
+
 def _pad(x, y, w):
     """Rows padded to ``row_bucket(n)`` with copies of the first row at
     weight 0 (they change neither the domains nor any statistic, and are never

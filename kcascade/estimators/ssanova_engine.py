@@ -220,6 +220,24 @@ def _grid_lambda(prob: Problem, red):
     return best, jnp.min(jnp.where(jnp.isfinite(values), values, jnp.inf))
 
 
+def _equal_traces(prob: Problem) -> jax.Array:
+    """(K,) log theta (centred) giving every kernel R_b the same trace at the basis points."""
+    traces = jnp.trace(prob.design.pen_blocks, axis1=1, axis2=2).astype(prob.dtype)
+    return canonical_log_theta(-jnp.log(jnp.maximum(traces, 1e-12 * jnp.max(traces) + jnp.finfo(prob.dtype).tiny)))
+
+
+def _pilot_impl(model, x, y, w, key, mesh=None, progress=False):
+    """The fit at ``_start``'s first point: thetas of equal traces, lambda the
+    best on the grid (``_grid_lambda``), from one narrow pass (width m + q):
+    no full statistics, no search. The binomial / Poisson iteration's first
+    smoothing parameters."""
+    prob = Problem(model, x, y, w, key, mesh, progress)
+    lt = _equal_traces(prob)
+    red = prob.reduce(prob.narrow(Hyper(jnp.zeros((), prob.dtype), lt)))
+    ll, _ = _grid_lambda(prob, red)
+    return prob.in_data_dtype(_finish(prob, red, Hyper(ll, lt)))
+
+
 def _start(prob: Problem, full) -> jax.Array:
     """A start that reflects the data (Gu & Wahba 1991, as in gss): lambda from
     a grid at thetas that give every kernel the same trace at the basis points,
@@ -232,7 +250,7 @@ def _start(prob: Problem, full) -> jax.Array:
         return jnp.log(jnp.maximum(v, 1e-12 * jnp.max(v) + tiny))
 
     blocks = prob.design.pen_blocks                       # (K, q, q): R_b at the basis points
-    lt0 = canonical_log_theta(-floored_log(jnp.trace(blocks, axis1=1, axis2=2)))
+    lt0 = _equal_traces(prob)
 
     def one(lt, _):   # a loop of two, so that the diagonalisation is compiled once
         red = prob.reduce(prob.at_theta(full, lt))
@@ -448,5 +466,6 @@ def _tss(y, w):
 
 
 fit_jit = compilation.jit(_fit_impl, static_argnums=(0, 7, 8, 9))
+pilot_jit = compilation.jit(_pilot_impl, static_argnums=(0, 5, 6))
 refine_jit = compilation.jit(_refine_impl, static_argnums=(0, 5, 6, 7))
 score_jit = compilation.jit(_score_impl, static_argnums=0)
