@@ -386,18 +386,7 @@ class SSANOVA(protocol.Estimator):
                     checks.finite(offset, "offset")
             return glm.fit(self, x, y, key=key, hyper=hyper, init=init, weights=w, mesh=mesh,
                            progress=progress, **glm_options)
-        n = x.shape[0]
-        if mesh is None:
-            x, y, w = _pad(x, y, w)
-        what = ("one solve at the given smoothing parameters" if hyper is not None else
-                f"selection of {self.structure(x.shape[1]).k} smoothing parameters")
-        rows = f"{n} rows" + (f" (padded to {x.shape[0]})" if x.shape[0] != n else "")
-        with progress_lines.phase(f"SS-ANOVA on {rows}: {what}", on=bool(progress)):
-            fit = devices.local(jax.block_until_ready(
-                engine.fit_jit(self, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))))
-        if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
-            raise ValueError(_singular_message(self, x, w))
-        return fit
+        return fit_rows(self, x, y, w, key, hyper, init, scale_search, mesh, progress)
 
     def _gaussian_only(self, what: str):
         if self.family != "gaussian":
@@ -474,6 +463,25 @@ def _singular_message(model, x, w):
              " the null-space columns (constant, linear parts and their products) are collinear on these rows")
     return (f"x: the fit is singular (its score is not finite):{where}. Drop or combine those columns, or make "
             "them nominal.")
+
+
+def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mesh=None, progress=False):
+    """The Gaussian ``model``'s fit on checked rows (x, y, w as ``fit`` makes
+    them; w may be None): padded to a size bucket, one compiled program.
+    ``init`` may be ``engine.no_init`` (the selection's own start, in the
+    program that takes a start)."""
+    n = x.shape[0]
+    if mesh is None:
+        x, y, w = _pad(x, y, w)
+    what = ("one solve at the given smoothing parameters" if hyper is not None else
+            f"selection of {model.structure(x.shape[1]).k} smoothing parameters")
+    rows = f"{n} rows" + (f" (padded to {x.shape[0]})" if x.shape[0] != n else "")
+    with progress_lines.phase(f"SS-ANOVA on {rows}: {what}", on=bool(progress)):
+        fit = devices.local(jax.block_until_ready(
+            engine.fit_jit(model, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))))
+    if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
+        raise ValueError(_singular_message(model, x, w))
+    return fit
 
 
 def pilot_fit(model, x, y, w, key, mesh=None):

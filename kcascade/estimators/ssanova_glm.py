@@ -56,6 +56,7 @@ log-odds, or log mu without the offset); ``scale="response"`` p or mu.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import Any
 
@@ -151,9 +152,8 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
     Gaussian fit's."""
     family = model.family
     gaussian = dataclasses.replace(model, family="gaussian")
-    m = jnp.ones_like(y) if weights is None else weights
-    o = jnp.zeros_like(y) if offset is None else offset
-    total, events = float(jnp.sum(m)), float(jnp.sum(m * y))
+    m, o, eta, total, events = _begin(family, y, weights, offset)
+    total, events = float(total), float(events)
     if events == 0 or (family == "binomial" and events == total):
         # the likelihood's optimum is at eta = -+infinity: start at the bound
         eta = jnp.full_like(y, ETA_MAX if events else -ETA_MAX)
@@ -162,18 +162,17 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
         # is an unbounded polynomial extrapolation, so such rows start from
         # its value at the domain's edge (a start only: the iteration
         # converges to the same fit from any start)
-        dom = jnp.asarray(start.inner.domains, x.dtype)
-        eta = jnp.clip(start.evaluate(jnp.clip(x, dom[:, 0], dom[:, 1])), -ETA_MAX, ETA_MAX)
-    elif family == "binomial":
-        eta = jax.scipy.special.logit((m * y + 0.5) / (m + 1.0))
-    else:
-        eta = jnp.log(y + 0.1) - o
+        eta = _start_from(start, x)
     n = x.shape[0]
     what = ("penalized IRLS at fixed smoothing parameters" if hyper is not None else
             "IRLS with selection in every iteration")
     working = _WORKING[family]
-    from kcascade.estimators.ssanova import pilot_fit   # (ssanova imports this module)
-    inner, change, converged, it, selections, pilots = None, np.inf, False, 0, 0, 0
+    from kcascade.estimators.ssanova import fit_rows, pilot_fit   # (ssanova imports this module)
+    from kcascade.estimators.ssanova_engine import no_init
+    # every selection runs in the program that takes a start (the first from
+    # no_init, the selection's own): one compilation for all of them
+    first = no_init(gaussian.structure(x.shape[1]).k, y.dtype) if init is None else init
+    inner, change, converged, it, selections, pilots, scale = None, np.inf, False, 0, 0, 0, np.inf
     before = np.inf      # the change of the iteration before (a step towards the same optimum)
     selecting, fixed = hyper is None, hyper
     piloting = selecting and init is None
@@ -181,21 +180,20 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
         for it in range(1, MAX_ITER + 1):
             z, w = working(y, eta, m, o)
             # select on pseudo-data whose IRLS has settled at the current values
-            settled = inner is None or change <= SELECT_TOL * (1.0 + float(jnp.max(jnp.abs(eta))))
+            settled = inner is None or change <= SELECT_TOL * scale
             if piloting:
                 inner, mode = pilot_fit(gaussian, x, z, w, key, mesh), "pilot"
                 pilots += 1
             elif selecting and settled:
-                inner = gaussian.fit(x, z, key=key, init=init if selections == 0 else inner.hyper, weights=w,
-                                     mesh=mesh)
+                inner = fit_rows(gaussian, x, z, w, key, init=first if selections == 0 else inner.hyper, mesh=mesh)
                 selections, mode = selections + 1, "select"
             else:
-                inner, mode = gaussian.fit(x, z, key=key, hyper=fixed, weights=w, mesh=mesh), "fixed"
-            new = jnp.clip(inner.predict(x), -ETA_MAX, ETA_MAX)
-            before, change = change, float(jnp.max(jnp.abs(new - eta)))
-            within_se = float(jnp.sum(w * (new - eta) ** 2)) <= SELECT_SE ** 2 * float(inner.df)
-            eta, fixed = new, inner.hyper
-            scale = 1.0 + float(jnp.max(jnp.abs(eta)))
+                inner, mode = fit_rows(gaussian, x, z, w, key, hyper=fixed, mesh=mesh), "fixed"
+            eta, moved = _moved(inner, x, eta, w)
+            latest, moved_sq, size, df = (float(v) for v in np.asarray(moved))
+            fixed, before, change = inner.hyper, change, latest
+            within_se = moved_sq <= SELECT_SE ** 2 * df
+            scale = 1.0 + size
             if mode == "pilot" and (change <= SELECT_TOL * scale or pilots >= MAX_PILOTS):
                 piloting = False
             if mode == "select" and selections > 1 and (within_se or selections >= MAX_SELECTIONS):
@@ -203,11 +201,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
             if mode == "fixed" and not selecting and _close_enough(change, before, TOL * scale):
                 converged = True
                 break
-    mu = mean_of(family, eta + o)
-    dev = deviance(family, y, mu, m)
-    null_eta = jnp.log(jnp.sum(m * y) / jnp.sum(m * jnp.exp(o))) if family == "poisson" else 0.0
-    null_mu = (jnp.full_like(y, jnp.sum(m * y) / jnp.sum(m)) if family == "binomial" else
-               jnp.exp(null_eta + o))
+    dev, null_dev = _deviances(family, y, eta, m, o)
     edge = float(jnp.max(jnp.abs(eta))) >= ETA_MAX * (1 - 1e-9)
     if edge or not converged:
         if events == 0 or (family == "binomial" and events == total):
@@ -220,8 +214,49 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
             why = f"the largest change of eta was {change:.3g} after {it} iterations"
         warnings.warn(f"{family} SS-ANOVA: {why}; the fit is finite but its smoothing parameters and standard "
                       "errors there are not reliable", RuntimeWarning, stacklevel=3)
-    return GSSANOVAFit(model=model, inner=inner, deviance=dev, null_deviance=deviance(family, y, null_mu, m),
+    return GSSANOVAFit(model=model, inner=inner, deviance=dev, null_deviance=null_dev,
                        iterations=it, selections=selections, converged=converged)
+
+
+# The iteration's array work outside the Gaussian fits, one compiled program
+# each (eager, every operation compiles apart in a fresh process).
+@functools.partial(jax.jit, static_argnums=0)
+def _begin(family, y, weights, offset):
+    """Prior weights m, offset o, the standard start eta, total weight and events."""
+    m = jnp.ones_like(y) if weights is None else weights
+    o = jnp.zeros_like(y) if offset is None else offset
+    if family == "binomial":
+        eta = jax.scipy.special.logit((m * y + 0.5) / (m + 1.0))
+    else:
+        eta = jnp.log(y + 0.1) - o
+    return m, o, eta, jnp.sum(m), jnp.sum(m * y)
+
+
+@jax.jit
+def _start_from(start, x):
+    """The fit ``start``'s eta at x moved onto its domain, within +-ETA_MAX."""
+    dom = jnp.asarray(start.inner.domains, x.dtype)
+    return jnp.clip(start.evaluate(jnp.clip(x, dom[:, 0], dom[:, 1])), -ETA_MAX, ETA_MAX)
+
+
+@jax.jit
+def _moved(inner, x, eta, w):
+    """The new eta (``inner``'s at x, within +-ETA_MAX) and, stacked, its
+    largest change, the weighted squared change sum_i w_i change_i^2, its
+    largest size and ``inner``'s df."""
+    new = jnp.clip(inner.predict(x), -ETA_MAX, ETA_MAX)
+    d = new - eta
+    return new, jnp.stack([jnp.max(jnp.abs(d)), jnp.sum(w * d * d), jnp.max(jnp.abs(new)),
+                           jnp.asarray(inner.df, new.dtype)])
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _deviances(family, y, eta, m, o):
+    """The fit's deviance and the constant model's (with the offset)."""
+    null_eta = jnp.log(jnp.sum(m * y) / jnp.sum(m * jnp.exp(o))) if family == "poisson" else 0.0
+    null_mu = (jnp.full_like(y, jnp.sum(m * y) / jnp.sum(m)) if family == "binomial" else
+               jnp.exp(null_eta + o))
+    return deviance(family, y, mean_of(family, eta + o), m), deviance(family, y, null_mu, m)
 
 
 def _close_enough(change, before, tol) -> bool:
