@@ -53,6 +53,32 @@ def test_newton_matches_scipy(name):
     np.testing.assert_allclose(np.asarray(res.x), ref.x, atol=1e-5)
 
 
+def _evaluations(fun, x, direction, slope, boxed):
+    calls = []
+
+    def evaluate(p):
+        jax.debug.callback(lambda: calls.append(1))
+        return fun(p), ()
+
+    x = jnp.asarray(x, jnp.float64)
+    big = jnp.full_like(x, 1e3)
+    p, _, _ = select._line_search(evaluate, x, fun(x), jnp.asarray(direction, jnp.float64), -big, big, (),
+                                  jnp.asarray(slope), jnp.asarray(boxed))
+    jax.effects_barrier()
+    return len(calls), float(p[0])
+
+
+def test_line_search_doubles_only_where_it_can_pay():
+    # a quadratic with its minimum at t = 1: the Newton step is accepted after one evaluation
+    quad = lambda p: jnp.sum((p - 1.0) ** 2)
+    assert _evaluations(quad, [0.0], [1.0], 2.0, False) == (1, 1.0)
+    # without the slope (or with the box cutting the step) t = 2 is tried as before
+    assert _evaluations(quad, [0.0], [1.0], 2.0, True) == (2, 1.0)
+    # a value decaying like e^-s (a smoothing parameter running off): doubling still goes to 16
+    decay = lambda p: jnp.sum(jnp.exp(-p))
+    assert _evaluations(decay, [0.0], [1.0], 1.0, False) == (5, 16.0)   # t = 1, 2, 4, 8, 16
+
+
 def test_newton_under_vmap_equals_single_runs():
     starts = jnp.asarray([[-1.2, 1.0], [2.0, 2.0], [0.0, -1.0]])
     batched = jax.vmap(lambda s: select.newton(rosenbrock, s, max_steps=60, **TIGHT))(starts)
