@@ -169,7 +169,7 @@ def newton(fun: Callable, x0, *, local: Callable | None = None, derivatives: Cal
          a few steps. The doubling is skipped when the full step lowered the
          value by at most 0.6 of the exact slope (``_line_search``: then t = 2
          cannot do better on a quadratic): measured, the same selections on
-         97 of the bed's 104 fits at n = 1000 (the others within -26% / +1.6%
+         97 of the bed's 104 fits at n = 1000 (the others at 0.74x-1.02x the
          test MSE) and 4-10% less time per student selection.
     Stops when an accepted step changed the value by less than
     f_tol * f_scale and the free gradient's largest entry is below
