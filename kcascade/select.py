@@ -105,7 +105,7 @@ def _derivatives(fun, x):
     return g, 0.5 * (h + h.T)
 
 
-def _line_search(evaluate, x, f, direction, lo, hi, aux_like, slope=None, boxed=None):
+def _line_search(evaluate, x, f, direction, lo, hi, aux_like, slope, boxed):
     """The best of the multiples t = 1, then 2, 4 ... 16 while they keep lowering the
     value (after a successful t = 1), or 1/2, 1/4 ... 1/64 until one lowers it
     (after a failed one), of ``direction`` from ``x``, projected onto the box.
@@ -130,10 +130,8 @@ def _line_search(evaluate, x, f, direction, lo, hi, aux_like, slope=None, boxed=
         up = jnp.where(first, v < f, up)
         better = first | (v < vb)
         pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), new, old)
-        if slope is None:
-            settled = jnp.asarray(False)
-        else:   # t = 1 lowered f by too little of the slope for t = 2 to do better
-            settled = ~boxed & (v < f) & (f - v <= DOUBLE_SHARE * slope)
+        # t = 1 lowered f by too little of the slope for t = 2 to do better
+        settled = ~boxed & (v < f) & (f - v <= DOUBLE_SHARE * slope)
         # going up: stop at the first multiple that does not improve on the
         # last; going down: stop at the first that lowers f
         stop = jnp.where(first, settled, jnp.where(up, ~better, v < f))

@@ -471,14 +471,12 @@ def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mes
     ``init`` may be ``engine.no_init`` (the selection's own start, in the
     program that takes a start)."""
     n = x.shape[0]
-    if mesh is None:
-        x, y, w = _pad(x, y, w)
     what = ("one solve at the given smoothing parameters" if hyper is not None else
             f"selection of {model.structure(x.shape[1]).k} smoothing parameters")
-    rows = f"{n} rows" + (f" (padded to {x.shape[0]})" if x.shape[0] != n else "")
+    rows = f"{n} rows" + (f" (padded to {row_bucket(n)})" if mesh is None and row_bucket(n) != n else "")
     with progress_lines.phase(f"SS-ANOVA on {rows}: {what}", on=bool(progress)):
-        fit = devices.local(jax.block_until_ready(
-            engine.fit_jit(model, x, y, w, key, hyper, init, bool(scale_search), mesh, bool(progress))))
+        fit = _run_padded(lambda x, y, w: engine.fit_jit(model, x, y, w, key, hyper, init, bool(scale_search), mesh,
+                                                         bool(progress)), x, y, w, mesh)
     if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
         raise ValueError(_singular_message(model, x, w))
     return fit
@@ -488,9 +486,15 @@ def pilot_fit(model, x, y, w, key, mesh=None):
     """The Gaussian ``model``'s fit at equal-trace thetas and the grid's best
     lambda (``engine.pilot_jit``: one narrow pass, no search) on checked rows
     (x, y, w as ``fit`` makes them; w may be None); padded as ``fit`` pads."""
+    return _run_padded(lambda x, y, w: engine.pilot_jit(model, x, y, w, key, mesh, False), x, y, w, mesh)
+
+
+def _run_padded(program, x, y, w, mesh):
+    """``program(x, y, w)`` on the rows padded to a size bucket (one device;
+    a mesh shards them as they are), waited for, as a local copy."""
     if mesh is None:
         x, y, w = _pad(x, y, w)
-    return devices.local(jax.block_until_ready(engine.pilot_jit(model, x, y, w, key, mesh, False)))
+    return devices.local(jax.block_until_ready(program(x, y, w)))
 
 
 def _pad(x, y, w):

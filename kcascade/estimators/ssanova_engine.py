@@ -220,10 +220,14 @@ def _grid_lambda(prob: Problem, red):
     return best, jnp.min(jnp.where(jnp.isfinite(values), values, jnp.inf))
 
 
+def _floored_log(v):
+    """log v with v floored at 1e-12 of its largest entry (a component of size 0 stays finite)."""
+    return jnp.log(jnp.maximum(v, 1e-12 * jnp.max(v) + jnp.finfo(v.dtype).tiny))
+
+
 def _equal_traces(prob: Problem) -> jax.Array:
     """(K,) log theta (centred) giving every kernel R_b the same trace at the basis points."""
-    traces = jnp.trace(prob.design.pen_blocks, axis1=1, axis2=2).astype(prob.dtype)
-    return canonical_log_theta(-jnp.log(jnp.maximum(traces, 1e-12 * jnp.max(traces) + jnp.finfo(prob.dtype).tiny)))
+    return canonical_log_theta(-_floored_log(jnp.trace(prob.design.pen_blocks, axis1=1, axis2=2).astype(prob.dtype)))
 
 
 def _pilot_impl(model, x, y, w, key, mesh=None, progress=False):
@@ -244,11 +248,6 @@ def _start(prob: Problem, full) -> jax.Array:
     then each theta_b set to the size theta_b^2 c'R_b c of its fitted
     component, and lambda from the grid again; the better of the two points,
     as log smoothing parameters (K,)."""
-    tiny = jnp.finfo(prob.dtype).tiny
-
-    def floored_log(v):
-        return jnp.log(jnp.maximum(v, 1e-12 * jnp.max(v) + tiny))
-
     blocks = prob.design.pen_blocks                       # (K, q, q): R_b at the basis points
     lt0 = _equal_traces(prob)
 
@@ -257,7 +256,7 @@ def _start(prob: Problem, full) -> jax.Array:
         ll, v = _grid_lambda(prob, red)
         _, c = solve.coefficients(red, solve.rho_of(red.n, red.scale, ll))
         size = jnp.exp(2.0 * lt) * jnp.einsum("a,kab,b->k", c, blocks, c, precision=jax.lax.Precision.HIGHEST)
-        return canonical_log_theta(floored_log(size)).astype(lt.dtype), (ll - lt, v)
+        return canonical_log_theta(_floored_log(size)).astype(lt.dtype), (ll - lt, v)
 
     _, (s, v) = jax.lax.scan(one, lt0.astype(prob.dtype), None, length=2)
     return jnp.where(v[1] <= v[0], s[1], s[0])

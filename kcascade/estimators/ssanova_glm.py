@@ -202,7 +202,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                 converged = True
                 break
     dev, null_dev = _deviances(family, y, eta, m, o)
-    edge = float(jnp.max(jnp.abs(eta))) >= ETA_MAX * (1 - 1e-9)
+    edge = size >= ETA_MAX * (1 - 1e-9)     # size: max |eta| of the last iteration
     if edge or not converged:
         if events == 0 or (family == "binomial" and events == total):
             why = f"every response is {'1' if events else '0'} (all-zero counts for poisson): eta is at its bound"

@@ -152,11 +152,14 @@ def accumulate(feature_fn: Callable, x, y, w=None, *, chunk: int, mesh: Mesh | N
         return jax.lax.scan(body, init, chunks)[0]
 
     ztz, zty = _one_pass(scan_fn, lambda part, axes: jax.lax.psum(part, axes), x, y, w, chunk, mesh, progress)
-    if len(panels) > 1:
+    if len(panels) > 1:   # the upper block triangle mirrored; the diagonal blocks averaged with their transposes
         index = np.arange(width)
         block = np.searchsorted(np.asarray([hi for _, hi in panels]), index, side="right")
-        ztz = jnp.where(jnp.asarray(block[:, None] <= block[None, :]), ztz, ztz.T)
-    return Stats(0.5 * (ztz + ztz.T), zty, jnp.dot(y * weights_or_ones(w, y), y, precision=_HIGHEST),
+        bi, bj = jnp.asarray(block[:, None]), jnp.asarray(block[None, :])
+        ztz = jnp.where(bi < bj, ztz, jnp.where(bi > bj, ztz.T, 0.5 * (ztz + ztz.T)))
+    else:
+        ztz = 0.5 * (ztz + ztz.T)
+    return Stats(ztz, zty, jnp.dot(y * weights_or_ones(w, y), y, precision=_HIGHEST),
                  row_count(w, y))
 
 
