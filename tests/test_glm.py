@@ -104,7 +104,6 @@ def test_fixed_hyper_fit_is_the_dense_penalized_likelihood_optimum(family, binom
     np.testing.assert_allclose(mu, 1 / (1 + np.exp(-link)) if family == "binomial" else np.exp(link), rtol=1e-6)
 
 
-@pytest.mark.slow   # a selection (compiles the search: ~20 s)
 def test_quadratic_convergence_stop():
     close = ssanova_glm._close_enough
     assert close(1e-7, np.inf, 1e-6)                 # the change itself is small enough
@@ -112,6 +111,27 @@ def test_quadratic_convergence_stop():
     assert close(1e-4, 1e-2, 1e-6)                   # 10 * 1e-12 / 1e-4 = 1e-7: quadratic, inside
     assert not close(1e-4, 5e-4, 1e-6)               # not falling by 10x per step: no extrapolation
     assert not close(1e-3, 2e-2, 1e-6)               # 10 * 1e-9 / 4e-4 = 2.5e-5: outside
+
+
+def test_step_halving_recovers_a_diverging_iteration():
+    """The case of tests/data/make_glm_step_case.py: from a selection's eta on
+    741 rows, plain IRLS at its smoothing parameters ran to the bound +-30 and
+    stayed there for 30 iterations; with the step halved while it raises the
+    penalized deviance it reaches the optimum that the standard start reaches."""
+    here = os.path.join(os.path.dirname(__file__), "data")
+    case = np.load(os.path.join(here, "glm_step_case.npz"))
+    start = kc.load(os.path.join(here, "glm_step_start.npz"))
+    key = jax.random.wrap_key_data(jnp.asarray(case["key"]))
+    hyper = kc.Hyper(jnp.asarray(case["log_lambda"]), jnp.asarray(case["log_theta"]))
+    model = kc.SSANOVA(order=3, family="binomial")
+    x, y = case["x"], case["y"]
+    assert float(jnp.max(jnp.abs(start.evaluate(x)))) > 10      # the start is far out
+    fit = model.fit(x, y, key=key, hyper=hyper, start=start)
+    plain = model.fit(x, y, key=key, hyper=hyper)
+    assert fit.converged and plain.converged and fit.iterations <= 10
+    np.testing.assert_allclose(float(fit.deviance), float(plain.deviance), rtol=1e-8)
+    expect = np.asarray(plain.evaluate(x))
+    np.testing.assert_allclose(np.asarray(fit.evaluate(x)), expect, rtol=0, atol=1e-5 * (1 + np.abs(expect).max()))
 
 
 def test_selection_converges_and_beats_the_constant(binomial_data):

@@ -19,6 +19,10 @@ weights) define a weighted Gaussian SS-ANOVA problem, whose solution is the
 next eta. Each iteration is one ``SSANOVA.fit`` of the Gaussian family with
 those weights: one weighted pass of the streamed statistics (chunks, the
 float32 QR path and device meshes work as for Gaussian fits).
+At fixed smoothing parameters each step is halved while it raises the
+penalized deviance D + n lambda c'Q c (as gss's ``ngreg`` and mgcv's
+``gam.fit3`` control it): from a far start (a selection's eta, a student's)
+plain IRLS can run off to the bound and stay there.
 
 With ``hyper=None`` the smoothing parameters are selected inside the
 iteration (Gu's "performance-oriented iteration", gss's ``gssanova0``): the
@@ -76,6 +80,8 @@ SELECT_TOL = 1e-3     # re-select when IRLS at the current values moves eta by l
 SELECT_SE = 0.1       # stop selecting when a selection moves eta by less than this fraction of its standard
                       # error (weighted root mean square: sum_i w_i change_i^2 <= SELECT_SE^2 df)
 MAX_SELECTIONS = 8
+HALVINGS = 10         # a step raising the penalized deviance is halved at most this often (to ~1e-3: gss's line
+                      # search tolerance in ngreg)
 MAX_PILOTS = 4        # iterations at the pilot's smoothing parameters (lambda on a grid at equal-trace thetas) before
                       # the first selection
 
@@ -174,6 +180,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
     first = no_init(gaussian.structure(x.shape[1]).k, y.dtype) if init is None else init
     inner, change, converged, it, selections, pilots, scale = None, np.inf, False, 0, 0, 0, np.inf
     before = np.inf      # the change of the iteration before (a step towards the same optimum)
+    full_step = True     # whether that iteration's step was Newton's own (not halved)
     selecting, fixed = hyper is None, hyper
     piloting = selecting and init is None
     with progress_lines.phase(f"{family} SS-ANOVA on {n} rows: {what}", on=bool(progress)):
@@ -181,6 +188,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
             z, w = working(y, eta, m, o)
             # select on pseudo-data whose IRLS has settled at the current values
             settled = inner is None or change <= SELECT_TOL * scale
+            prev = inner
             if piloting:
                 inner, mode = pilot_fit(gaussian, x, z, w, key, mesh), "pilot"
                 pilots += 1
@@ -189,16 +197,24 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                 selections, mode = selections + 1, "select"
             else:
                 inner, mode = fit_rows(gaussian, x, z, w, key, hyper=fixed, mesh=mesh), "fixed"
-            eta, moved = _moved(inner, x, eta, w)
-            latest, moved_sq, size, df = (float(v) for v in np.asarray(moved))
-            fixed, before, change = inner.hyper, change, latest
+            # at fixed values after a fit at the same values (whose eta this
+            # is), the step is halved while it raises the penalized deviance
+            halve = mode == "fixed" and prev is not None
+            eta, moved, coef_null, coef_basis = _moved(family, inner, prev if halve else inner, x, eta, w, y, m, o,
+                                                       halve)
+            latest, moved_sq, size, df, step = (float(v) for v in np.asarray(moved))
+            if step < 1.0:
+                inner = dataclasses.replace(inner, coef_null=coef_null, coef_basis=coef_basis)
+            # (a halved step says nothing of Newton's quadratic convergence)
+            fixed, before, change = inner.hyper, (change if full_step else np.inf), latest
+            full_step = step == 1.0
             within_se = moved_sq <= SELECT_SE ** 2 * df
             scale = 1.0 + size
             if mode == "pilot" and (change <= SELECT_TOL * scale or pilots >= MAX_PILOTS):
                 piloting = False
             if mode == "select" and selections > 1 and (within_se or selections >= MAX_SELECTIONS):
                 selecting = False          # a new selection no longer moves eta: keep these values
-            if mode == "fixed" and not selecting and _close_enough(change, before, TOL * scale):
+            if mode == "fixed" and not selecting and full_step and _close_enough(change, before, TOL * scale):
                 converged = True
                 break
     dev, null_dev = _deviances(family, y, eta, m, o)
@@ -239,15 +255,39 @@ def _start_from(start, x):
     return jnp.clip(start.evaluate(jnp.clip(x, dom[:, 0], dom[:, 1])), -ETA_MAX, ETA_MAX)
 
 
-@jax.jit
-def _moved(inner, x, eta, w):
-    """The new eta (``inner``'s at x, within +-ETA_MAX) and, stacked, its
-    largest change, the weighted squared change sum_i w_i change_i^2, its
-    largest size and ``inner``'s df."""
+@functools.partial(jax.jit, static_argnums=0)
+def _moved(family, inner, prev, x, eta, w, y, m, o, halve):
+    """The Newton step from ``eta`` to ``inner``'s eta at x (within
+    +-ETA_MAX), halved while it raises the penalized deviance
+    D + n lambda c'Q_theta c (at most HALVINGS times) when ``halve`` (a
+    traced bool: ``inner`` and ``prev``, the fit whose eta ``eta`` is, share
+    the smoothing parameters and basis, so eta and the coefficients are linear
+    along the step; gss's ``ngreg`` and mgcv's ``gam.fit3`` control the step
+    the same way: plain IRLS can run off to the bound +-ETA_MAX, as it did on
+    741 rows of the KCas reference example at a selection's values). Returns
+    the new eta; stacked, its largest change, the weighted squared change
+    sum_i w_i change_i^2, its largest size, ``inner``'s df and the step length
+    t; and the coefficients at t (``inner``'s when t = 1)."""
     new = jnp.clip(inner.predict(x), -ETA_MAX, ETA_MAX)
-    d = new - eta
-    return new, jnp.stack([jnp.max(jnp.abs(d)), jnp.sum(w * d * d), jnp.max(jnp.abs(new)),
-                           jnp.asarray(inner.df, new.dtype)])
+    q = inner.design.penalty(jnp.exp(inner.hyper.log_theta))
+    n_lambda = inner.n * jnp.exp(inner.hyper.log_lambda)
+    c0, dc = prev.coef_basis, inner.coef_basis - prev.coef_basis
+    q_c0 = q @ c0
+    pen0, pen1, pen2 = c0 @ q_c0, 2.0 * (dc @ q_c0), dc @ (q @ dc)
+
+    def objective(t):
+        return (deviance(family, y, mean_of(family, eta + t * (new - eta) + o), m)
+                + n_lambda * (pen0 + t * (pen1 + t * pen2)))
+
+    start = objective(0.0)
+    rises = lambda t: halve & (objective(t) > start + 1e-7 * (1.0 + jnp.abs(start))) & (t > 0.5 ** HALVINGS)
+    t = jax.lax.while_loop(rises, lambda t: 0.5 * t, jnp.asarray(1.0, eta.dtype))
+    stepped = jnp.where(t == 1.0, new, eta + t * (new - eta))
+    d = stepped - eta
+    moved = jnp.stack([jnp.max(jnp.abs(d)), jnp.sum(w * d * d), jnp.max(jnp.abs(stepped)),
+                       jnp.asarray(inner.df, eta.dtype), t])
+    coef_null = prev.coef_null + t * (inner.coef_null - prev.coef_null)
+    return stepped, moved, coef_null, prev.coef_basis + t * dc    # (used only when t < 1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
