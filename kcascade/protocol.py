@@ -39,7 +39,8 @@ in ``CAPABILITIES``); an option outside it is rejected before any work by
   hyperparameters of ``h`` and re-selects the scale parameter from the
   statistics of the single pass (``kc.cascade(teacher_lambda="select")``);
 - "warm_start": ``fit(..., hyper=h, start=student_fit)`` starts an
-  iterative fit from a smaller fit;
+  iterative fit from a smaller fit (or from a tuple of fits: bagged
+  students);
 - "mesh": ``fit(..., mesh=Mesh)`` splits the pass over the rows over devices;
 - "progress": ``fit(..., progress=True)`` reports progress on stderr;
 - "source": ``fit(source, None, ...)`` reads the rows from a chunked source

@@ -156,6 +156,14 @@ def test_cascade_with_warm_start(binomial_data):
     assert isinstance(res.teacher, kc.GSSANOVAFit) and res.teacher.converged and res.teacher.selections == 0
     np.testing.assert_allclose(float(res.teacher.hyper.log_lambda),
                                float(res.hyper_teacher.log_lambda))
+    # three students: the teacher starts from the median of their etas and
+    # ends at the optimum the standard start reaches
+    bagged = kc.cascade(model, x, yb, key=jax.random.key(2), n_student=80, students=3, warm_start=True)
+    cold = model.fit(x, yb, key=jax.random.key(9), hyper=bagged.hyper_teacher)
+    again = model.fit(x, yb, key=jax.random.key(9), hyper=bagged.hyper_teacher,
+                      start=[bagged.student, bagged.student, cold])
+    assert bagged.teacher.converged and again.converged
+    np.testing.assert_allclose(float(again.deviance), float(cold.deviance), rtol=1e-9)
     with pytest.raises(ValueError, match="refine"):
         kc.cascade(model, x, yb, key=jax.random.key(2), refine=2)
     with pytest.raises(ValueError, match="teacher_lambda"):
@@ -178,6 +186,7 @@ def test_bad_input_names_the_argument(binomial_data):
         (r"offset: expected length", lambda: pois.fit(x, np.round(y * m), key=key, offset=np.zeros(3))),
         (r"offset: only for family='binomial' or 'poisson'", lambda: kc.SSANOVA().fit(x, y, key=key, offset=np.zeros(N))),
         (r"start: expected a binomial or Poisson fit", lambda: binom.fit(x, y, key=key, weights=m, start=object())),
+        (r"start: expected a fit or a non-empty sequence", lambda: binom.fit(x, y, key=key, weights=m, start=())),
         (r"scale_search: not available", lambda: binom.fit(x, y, key=key, weights=m, hyper=_hyper(binom),
                                                          scale_search=True)),
         (r"refine: available for family='gaussian' only", lambda: binom.refine(x, y, _hyper(binom), key=key, steps=1)),

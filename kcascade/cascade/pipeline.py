@@ -211,7 +211,10 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         extra pass); 1.05 -> 1.04 at 1e4 and 2.14 -> 1.48 at 1e6 in
         ``benchmarks/ssanova_cascade.py``.
       warm_start: the student's fit starts the teacher's iterative fit (models
-        with the "warm_start" capability: a network grown from the student).
+        with the "warm_start" capability: a network grown from the student;
+        with B > 1 students the model gets the tuple of the last stage's B
+        fits: binomial / Poisson SS-ANOVA starts from the median of their
+        etas, a network or kernel ridge from the first).
       mesh: a ``jax.sharding.Mesh`` for the teacher's pass over all rows (and
         ``refine``); the student runs on one device.
       progress: print progress lines during the teacher's pass.
@@ -297,7 +300,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_refine = time.perf_counter()
     with progress_lines.phase(f"teacher on {n} rows at the transferred values", on=bool(progress)):
         teacher = jax.block_until_ready(protocol.fit_with(
-            model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=student if warm_start else None,
+            model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=(student if students == 1 else tuple(fits)) if warm_start else None,
             **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,

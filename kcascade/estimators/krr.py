@@ -215,7 +215,8 @@ class KernelRidge(protocol.Estimator):
             (> 0, a scalar or (d,), in the units of x) given by hand.
           init: a start for the Newton steps instead of the grid.
           start: a fitted ``KRRFit`` (e.g. a student's) whose predictions start
-            the CG iterations (solver="cg" only).
+            the CG iterations (solver="cg" only); of a tuple of fits (bagged
+            students) the first.
           mesh: a ``jax.sharding.Mesh`` splitting the passes over the rows
             (feature bases).
           progress: progress lines on stderr.
@@ -240,6 +241,8 @@ class KernelRidge(protocol.Estimator):
         cast = lambda h: None if h is None else KRRHyper(jnp.asarray(h.log_lambda, x.dtype),
                                                           jnp.asarray(h.log_lengthscale, x.dtype))
         hyper, init = cast(hyper), cast(init)
+        if isinstance(start, (tuple, list)) and start:
+            start = start[0]              # bagged students: the first starts the iterations
         if start is not None:
             protocol.require(self, ["warm_start"])
             if not isinstance(start, KRRFit) or start.centres.shape[1] != d:

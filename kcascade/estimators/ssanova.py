@@ -342,7 +342,9 @@ class SSANOVA(protocol.Estimator):
           offset: Poisson only: (n,) known log-scale offsets o_i
             (log mu_i = o_i + eta(x_i)), e.g. log exposure.
           start: binomial and Poisson only: a fit (``GSSANOVAFit``, e.g. a
-            cascade's student) whose eta at x starts the IRLS iteration.
+            cascade's student) whose eta at x starts the IRLS iteration, or a
+            sequence of fits (a cascade's B students): the median of their
+            etas. The standard start is kept where it has the smaller deviance.
           mesh: a ``jax.sharding.Mesh``: the pass over the rows is split over
             all its devices (rows sharded over every mesh axis; each device
             accumulates its own rows; the statistics are reduced across
@@ -405,10 +407,15 @@ class SSANOVA(protocol.Estimator):
         if offset is not None and self.family != "poisson":
             raise ValueError(f"offset: only for family='poisson', got family={self.family!r}")
         if start is not None:
-            if not isinstance(start, glm.GSSANOVAFit):
-                raise ValueError(f"start: expected a binomial or Poisson fit (GSSANOVAFit), got {type(start).__name__}")
-            if start.model.family != self.family:
-                raise ValueError(f"start: a {start.model.family!r} fit cannot start a {self.family!r} fit")
+            starts = tuple(start) if isinstance(start, (tuple, list)) else (start,)
+            if not starts:
+                raise ValueError("start: expected a fit or a non-empty sequence of fits, got an empty sequence")
+            for s in starts:
+                if not isinstance(s, glm.GSSANOVAFit):
+                    raise ValueError(f"start: expected a binomial or Poisson fit (GSSANOVAFit), got {type(s).__name__}")
+                if s.model.family != self.family:
+                    raise ValueError(f"start: a {s.model.family!r} fit cannot start a {self.family!r} fit")
+            start = starts
         return dict(offset=offset, start=start)
 
     def refine(self, x, y, hyper: Hyper, *, key, steps: int, mesh=None, progress: bool = False) -> Hyper:

@@ -119,7 +119,8 @@ class NetRegressor(protocol.Estimator):
           x: (n, d) covariates; y: (n,) responses; key: a ``jax.random`` key.
           hyper: fixed (log lr, log weight decay): no selection, all rows train.
           start: a fitted ``NetFit`` (e.g. the cascade's student), widened to
-            ``width`` by ``widen`` and trained further instead of a fresh init.
+            ``width`` by ``widen`` and trained further instead of a fresh init
+            (a tuple of fits, bagged students: the first).
           progress: print progress lines on stderr (start, every 5 s, done).
         Returns:
           A ``NetFit``; after selection ``grid_loss`` holds the validation loss of
@@ -143,6 +144,8 @@ class NetRegressor(protocol.Estimator):
         if hyper is not None:
             width = self.width
             net = self.net(width)
+            if isinstance(start, (tuple, list)) and start:
+                start = start[0]          # bagged students: grown from the first
             if start is not None:
                 if not isinstance(start, NetFit):
                     raise ValueError(f"start: expected a NetFit, got {type(start).__name__}")
