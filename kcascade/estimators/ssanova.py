@@ -472,18 +472,20 @@ def _singular_message(model, x, w):
             "them nominal.")
 
 
-def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mesh=None, progress=False):
+def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mesh=None, progress=False,
+             pilot=False):
     """The Gaussian ``model``'s fit on checked rows (x, y, w as ``fit`` makes
     them; w may be None): padded to a size bucket, one compiled program.
     ``init`` may be ``engine.no_init`` (the selection's own start, in the
-    program that takes a start)."""
+    program that takes a start). ``pilot``: with ``hyper``, the program that
+    also takes ``engine.pilot_hyper`` (``pilot_fit``)."""
     n = x.shape[0]
     what = ("one solve at the given smoothing parameters" if hyper is not None else
             f"selection of {model.structure(x.shape[1]).k} smoothing parameters")
     rows = f"{n} rows" + (f" (padded to {row_bucket(n)})" if mesh is None and row_bucket(n) != n else "")
     with progress_lines.phase(f"SS-ANOVA on {rows}: {what}", on=bool(progress)):
         fit = _run_padded(lambda x, y, w: engine.fit_jit(model, x, y, w, key, hyper, init, bool(scale_search), mesh,
-                                                         bool(progress)), x, y, w, mesh)
+                                                         bool(progress), bool(pilot)), x, y, w, mesh)
     if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
         raise ValueError(_singular_message(model, x, w))
     return fit
@@ -491,9 +493,11 @@ def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mes
 
 def pilot_fit(model, x, y, w, key, mesh=None):
     """The Gaussian ``model``'s fit at equal-trace thetas and the grid's best
-    lambda (``engine.pilot_jit``: one narrow pass, no search) on checked rows
-    (x, y, w as ``fit`` makes them; w may be None); padded as ``fit`` pads."""
-    return _run_padded(lambda x, y, w: engine.pilot_jit(model, x, y, w, key, mesh, False), x, y, w, mesh)
+    lambda (``engine.pilot_hyper``: one narrow pass, no search) on checked rows
+    (x, y, w as ``fit`` makes them; w may be None), in the program of
+    ``fit_rows(..., hyper=h, pilot=True)``."""
+    marker = engine.pilot_hyper(model.structure(x.shape[1]).k, y.dtype)
+    return fit_rows(model, x, y, w, key, hyper=marker, mesh=mesh, pilot=True)
 
 
 def _run_padded(program, x, y, w, mesh):

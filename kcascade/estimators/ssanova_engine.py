@@ -230,16 +230,14 @@ def _equal_traces(prob: Problem) -> jax.Array:
     return canonical_log_theta(-_floored_log(jnp.trace(prob.design.pen_blocks, axis1=1, axis2=2).astype(prob.dtype)))
 
 
-def _pilot_impl(model, x, y, w, key, mesh=None, progress=False):
-    """The fit at ``_start``'s first point: thetas of equal traces, lambda the
-    best on the grid (``_grid_lambda``), from one narrow pass (width m + q):
-    no full statistics, no search. The binomial / Poisson iteration's first
-    smoothing parameters."""
-    prob = Problem(model, x, y, w, key, mesh, progress)
-    lt = _equal_traces(prob)
-    red = prob.reduce(prob.narrow(Hyper(jnp.zeros((), prob.dtype), lt)))
-    ll, _ = _grid_lambda(prob, red)
-    return prob.in_data_dtype(_finish(prob, red, Hyper(ll, lt)))
+def pilot_hyper(k: int, dtype) -> Hyper:
+    """The marker for the pilot (NaN log lambda): given as ``hyper`` to a
+    fit compiled with ``pilot=True``, the fit takes thetas of equal traces
+    (``_equal_traces``) and lambda the best on the grid (``_grid_lambda``),
+    from one narrow pass (width m + q): no full statistics, no search. The
+    binomial / Poisson iteration's first smoothing parameters, in the same
+    compiled program as its fits at fixed values."""
+    return Hyper(jnp.full((), jnp.nan, dtype), jnp.zeros((k,), dtype))
 
 
 def _start(prob: Problem, full) -> jax.Array:
@@ -412,21 +410,26 @@ def _select(prob: Problem, full, init) -> Hyper:
     return _centred(_pack(_hyper_of(res.x)))   # _centred needs centred log theta: _hyper_of gives it
 
 
-def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False):
-    return fit_problem(Problem(model, x, y, w, key, mesh, progress), hyper, init, scale_search)
+def _fit_impl(model, x, y, w, key, hyper, init, scale_search=False, mesh=None, progress=False, pilot=False):
+    return fit_problem(Problem(model, x, y, w, key, mesh, progress), hyper, init, scale_search, pilot)
 
 
-def fit_problem(prob: Problem, hyper, init, scale_search=False) -> SSANOVAFit:
+def fit_problem(prob: Problem, hyper, init, scale_search=False, pilot=False) -> SSANOVAFit:
     """Selection (``hyper`` None) or one solve at ``hyper``, then the fit (in
-    the data's dtype)."""
-    return prob.in_data_dtype(_fit_problem(prob, hyper, init, scale_search))
+    the data's dtype). ``pilot``: the program also takes ``pilot_hyper``."""
+    return prob.in_data_dtype(_fit_problem(prob, hyper, init, scale_search, pilot))
 
 
-def _fit_problem(prob: Problem, hyper, init, scale_search=False) -> SSANOVAFit:
+def _fit_problem(prob: Problem, hyper, init, scale_search=False, pilot=False) -> SSANOVAFit:
     if hyper is None:
         full = prob.full()
         hyper = _select(prob, full, init)
         red = prob.reduce(prob.at_theta(full, hyper.log_theta))
+    elif pilot:
+        piloting = jnp.isnan(hyper.log_lambda)
+        lt = jnp.where(piloting, _equal_traces(prob), hyper.log_theta.astype(prob.dtype))
+        red = prob.reduce(prob.narrow(Hyper(jnp.zeros((), prob.dtype), lt)))
+        hyper = Hyper(jnp.where(piloting, _grid_lambda(prob, red)[0], hyper.log_lambda.astype(prob.dtype)), lt)
     else:
         red = prob.reduce(prob.narrow(hyper))
         if scale_search:
@@ -477,7 +480,6 @@ def _tss(y, w):
     return jnp.sum(w * (y - mean) ** 2)
 
 
-fit_jit = compilation.jit(_fit_impl, static_argnums=(0, 7, 8, 9))
-pilot_jit = compilation.jit(_pilot_impl, static_argnums=(0, 5, 6))
+fit_jit = compilation.jit(_fit_impl, static_argnums=(0, 7, 8, 9, 10))
 refine_jit = compilation.jit(_refine_impl, static_argnums=(0, 5, 6, 7))
 score_jit = compilation.jit(_score_impl, static_argnums=0)

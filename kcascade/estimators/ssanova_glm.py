@@ -68,7 +68,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, progress as progress_lines, protocol
+from kcascade import checks, compilation, progress as progress_lines, protocol
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 
 FAMILIES = ("gaussian", "binomial", "poisson")
@@ -109,14 +109,14 @@ def variance(family: str, mu):
     return mu * (1.0 - mu) if family == "binomial" else mu
 
 
-@jax.jit
+@compilation.jit
 def _working_binomial(y, eta, m, offset):
     mu = mean_of("binomial", eta)
     v = jnp.maximum(variance("binomial", mu), 1e-12)
     return eta + (y - mu) / v, m * v
 
 
-@jax.jit
+@compilation.jit
 def _working_poisson(y, eta, m, offset):
     mu = mean_of("poisson", eta + offset)
     v = jnp.maximum(variance("poisson", mu), 1e-12)
@@ -193,7 +193,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                 inner = fit_rows(gaussian, x, z, w, key, init=first if selections == 0 else inner.hyper, mesh=mesh)
                 selections, mode = selections + 1, "select"
             else:
-                inner, mode = fit_rows(gaussian, x, z, w, key, hyper=fixed, mesh=mesh), "fixed"
+                inner, mode = fit_rows(gaussian, x, z, w, key, hyper=fixed, mesh=mesh, pilot=True), "fixed"
             # at fixed values after a fit at the same values (whose eta this
             # is), the step is halved while it raises the penalized deviance
             halve = mode == "fixed" and prev is not None
@@ -233,7 +233,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
 
 # The iteration's array work outside the Gaussian fits, one compiled program
 # each (eager, every operation compiles apart in a fresh process).
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(compilation.jit, static_argnums=0)
 def _begin(family, y, weights, offset):
     """Prior weights m, offset o, the standard start eta, total weight and events."""
     m = jnp.ones_like(y) if weights is None else weights
@@ -245,7 +245,7 @@ def _begin(family, y, weights, offset):
     return m, o, eta, jnp.sum(m), jnp.sum(m * y)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(compilation.jit, static_argnums=0)
 def _start_from(family, starts, x, y, m, o, standard):
     """The start from fits ``starts`` (a tuple: a cascade's B students): the
     median over them of their eta at x moved onto each one's domain (beyond
@@ -262,7 +262,7 @@ def _start_from(family, starts, x, y, m, o, standard):
     return jnp.median(jnp.stack([eta_of(s) for s in starts]), axis=0)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(compilation.jit, static_argnums=0)
 def _moved(family, inner, prev, x, eta, w, y, m, o, halve):
     """The Newton step from ``eta`` to ``inner``'s eta at x (within
     +-ETA_MAX), halved while it raises the penalized deviance
@@ -297,7 +297,7 @@ def _moved(family, inner, prev, x, eta, w, y, m, o, halve):
     return stepped, moved, coef_null, prev.coef_basis + t * dc    # (used only when t < 1)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(compilation.jit, static_argnums=0)
 def _deviances(family, y, eta, m, o):
     """The fit's deviance and the constant model's (with the offset)."""
     null_eta = jnp.log(jnp.sum(m * y) / jnp.sum(m * jnp.exp(o))) if family == "poisson" else 0.0
