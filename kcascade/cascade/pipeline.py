@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kcascade import checks, frames, progress as progress_lines, protocol, scaling, sources
+from kcascade import checks, compilation, frames, progress as progress_lines, protocol, scaling, sources
 from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
@@ -151,7 +151,16 @@ def _sizes(n, n_student, stages):
     return tuple(int(s) for s in sizes)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
+@functools.partial(compilation.jit, static_argnums=(1, 2))
+def _keys(key, stages, students):
+    """(subsample key, the students' keys [stage][student], teacher key): one
+    compiled program (eager, each split and fold_in compiled apart)."""
+    k_sub, k_student, k_teacher = jax.random.split(key, 3)
+    return k_sub, [[jax.random.fold_in(jax.random.fold_in(k_student, i), b) for b in range(students)]
+                   for i in range(stages)], k_teacher
+
+
+@functools.partial(compilation.jit, static_argnums=(3, 4))
 def _blocks_of(x, y, key, size, students):
     """The rows of the first ``students`` blocks of ``size`` of a random order
     of the rows (drawn with ``key``): a tuple of B (x_b, y_b) (y None stays
@@ -161,7 +170,7 @@ def _blocks_of(x, y, key, size, students):
     return tuple((x[i], None if y is None else y[i]) for i in idx)
 
 
-@jax.jit
+@compilation.jit
 def combine(hypers):
     """The element-wise median of several students' hyperparameters (pytrees
     of log values: log lambda and log theta, or log bandwidths)."""
@@ -258,7 +267,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     if len(sizes) > 1:
         protocol.require(model, ["init"], _OPTION_NAMES)
     law = model.default_law(d) if law is None else law
-    k_sub, k_student, k_teacher = jax.random.split(key, 3)
+    k_sub, k_students, k_teacher = _keys(key, len(sizes), students)
 
     def stage_rows(i, size):
         """The B students' rows of stage i: disjoint blocks of one random
@@ -285,7 +294,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
             with progress_lines.phase(f"student {b + 1} of {students} on {size} rows", on=bool(progress)):
                 fits.append(jax.block_until_ready(protocol.fit_with(
                     model, x_b, y_b,
-                    key=jax.random.fold_in(jax.random.fold_in(k_student, i), b), init=init)))
+                    key=k_students[i][b], init=init)))
         student = fits[0]
         hyper = fits[0].hyper if students == 1 else combine([f.hyper for f in fits])
         hyper, prev = jax.block_until_ready(hyper), size
