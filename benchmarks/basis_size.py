@@ -9,9 +9,10 @@ of kcascade's (and gss's) gap to mgcv and of its key spread is the basis
 size rather than the selection.
 
   python benchmarks/basis_size.py [--quick] [--n 1000] [--multiples 1 1.5 2]
+      [--basis-draw uniform|spread] [--tag NAME]
 
 Needs results/selection_bed_peers.json (``selection_bed.py`` fills it).
-Writes results/basis_size[_quick].json and .png.
+Writes results/basis_size[_quick][_TAG].json and .png.
 """
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="three truths, low noise, one seed")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--multiples", type=float, nargs="*", default=[1.0, 1.5, 2.0])
+    ap.add_argument("--basis-draw", default="uniform", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
     cache = json.load(open(os.path.join(common.RESULTS, "selection_bed_peers.json")))
     cases = ["sine3", "add4", "pure_inter2"] if args.quick else list(bed.CASES)
@@ -75,7 +78,8 @@ def main():
                 x, y, xt, ft = bed.data(name, noise, seed, args.n)
                 row = dict(case=name, noise=noise, seed=seed, gss=peer["gss"]["mse"], mgcv=peer["mgcv"]["mse"])
                 for m in args.multiples:
-                    model = bed.model_of(name, n_basis=int(round(m * kc.default_n_basis(args.n))))
+                    model = bed.model_of(name, n_basis=int(round(m * kc.default_n_basis(args.n))),
+                                         basis_draw=args.basis_draw)
                     keys = [seed] + ([101, 102] if seed == 0 else [])
                     row[f"q{m:g}"] = [bed.mse_of(model.fit(x, y, key=jax.random.key(k)), xt, ft) for k in keys]
                 rows.append(row)
@@ -85,9 +89,9 @@ def main():
     summary = summarise(rows, args.multiples)
     common.print_table(summary, list(summary[0]))
     print(f"\nmachine: {common.machine()}")
-    path = common.save("basis_size" + ("_quick" if args.quick else ""),
-                       dict(machine=common.machine(), n=args.n, default_q=kc.default_n_basis(args.n), rows=rows,
-                            summary=summary))
+    path = common.save("basis_size" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""),
+                       dict(machine=common.machine(), n=args.n, default_q=kc.default_n_basis(args.n),
+                            basis_draw=args.basis_draw, rows=rows, summary=summary))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, m in enumerate(args.multiples):
         ratio = [r[f"q{m:g}"][0] / min(r["gss"], r["mgcv"]) for r in rows]

@@ -160,6 +160,39 @@ def test_basis_draw_is_lax_top_k_and_uniform():
     assert 99 < chi2 < 299, chi2
 
 
+def _greedy_farthest(u, kinds, q):
+    """numpy reference for the spread draw's greedy farthest-point choice."""
+    d = np.abs(u[:, None, :] - u[None, :, :])
+    kinds = np.asarray(kinds)
+    d = np.where(kinds == 1, np.minimum(d, 1 - d), np.where(kinds == 2, (d > 0).astype(float), d))
+    dist = np.sum(d ** 2, axis=2)
+    chosen = [0]
+    for _ in range(q - 1):
+        chosen.append(int(np.argmax(dist[chosen].min(axis=0))))
+    return chosen
+
+
+def test_spread_basis_draw_is_greedy_farthest_points():
+    """``SSANOVA(basis_draw="spread")``: q of 3q uniformly drawn rows, chosen
+    by greedy farthest-point selection with periodic and nominal distances;
+    against a numpy greedy on the same candidates; periodic distance wraps."""
+    from kcascade.anova.design import _farthest_points, draw_basis, row_labels, smallest
+    u = np.column_stack([np.asarray(jax.random.uniform(jax.random.key(0), (600,))),
+                         np.asarray(jax.random.uniform(jax.random.key(1), (600,))),
+                         np.asarray(jax.random.randint(jax.random.key(2), (600,), 0, 4)).astype(float)])
+    kinds, q = (0, 1, 2), 20
+    key = jax.random.key(3)
+    cand = np.asarray(smallest(row_labels(key, jnp.asarray(u)), 3 * q, 600))
+    expect = u[cand[_greedy_farthest(u[cand], kinds, q)]]
+    got = np.asarray(draw_basis(key, jnp.asarray(u), jnp.asarray(u), q, kinds=kinds, candidates=3))
+    np.testing.assert_array_equal(got, expect)
+    # on a circle the two points nearest 0 and 1 are neighbours: never both picked first
+    ring = jnp.asarray([[0.0], [0.02], [0.98], [0.5]])
+    assert set(np.asarray(_farthest_points(ring, jnp.arange(4), 2, (1,))).tolist()) == {0, 3}
+    with pytest.raises(ValueError, match="basis_draw"):
+        kc.SSANOVA(basis_draw="sobol")
+
+
 def test_wide_gram_from_upper_panels_equals_the_dense_product():
     """A wide pass forms Z'WZ as the upper triangle of 4 x 4 column panels
     (``passes.gram_panels``) and mirrors it: against numpy's dense product,

@@ -28,7 +28,7 @@ import numpy as np
 
 from kcascade import checks, devices, frames, kernels, progress as progress_lines, protocol, scaling, sources
 from kcascade.anova import terms
-from kcascade.anova.design import default_n_basis
+from kcascade.anova.design import BASIS_DRAWS, default_n_basis
 from kcascade.estimators import ssanova_engine as engine, ssanova_glm as glm, ssanova_stream
 from kcascade.estimators.ssanova_fit import Hyper
 from kcascade.compilation import row_bucket  # noqa: F401  (kcascade.sklearn imports it from here)
@@ -63,6 +63,14 @@ class SSANOVA(protocol.Estimator):
         ``default_n_basis`` at ``row_bucket(n)`` (n rounded up to one of 8
         sizes per doubling: rows are padded to it with weight 0 so that
         nearby n share one compiled program).
+      basis_draw: how the q basis points are drawn from the rows: "uniform"
+        (default; q rows at random, as gss) or "spread" (3q rows at random,
+        of which q are kept by greedy farthest-point selection in the scaled
+        covariates: periodic distance for periodic covariates, 0/1 for
+        nominal ones; still following the rows' density, with fewer close
+        pairs). Measured on the selection bed at n = 1000 (52 fits, README):
+        test MSE 0.95x uniform's (geometric mean), lower on 32 of 52 fits,
+        key spread worst 2.03 -> 1.61.
       chunk: rows per chunk when accumulating statistics; default automatic.
       max_steps: most Newton steps of the selection (each: the exact gradient
         and Hessian of the score, and a line search). The search stops
@@ -106,6 +114,7 @@ class SSANOVA(protocol.Estimator):
     score: str = "gcv"
     alpha: float = 1.4
     n_basis: int | None = None
+    basis_draw: str = "uniform"
     chunk: int | None = None
     max_steps: int = 40
     stall_tol: float = 0.01
@@ -155,6 +164,8 @@ class SSANOVA(protocol.Estimator):
             raise ValueError(f"stall_tol: expected a finite number >= 0, got {self.stall_tol!r}")
         if self.n_basis is not None and (not isinstance(self.n_basis, (int, np.integer)) or self.n_basis < 1):
             raise ValueError(f"n_basis: expected None or an integer >= 1, got {self.n_basis!r}")
+        if self.basis_draw not in BASIS_DRAWS:
+            raise ValueError(f"basis_draw: expected one of {tuple(BASIS_DRAWS)}, got {self.basis_draw!r}")
         names = (self.marginals,) if isinstance(self.marginals, str) else tuple(self.marginals)
         for nm in names:
             kernels.marginal(nm)

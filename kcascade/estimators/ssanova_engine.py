@@ -15,7 +15,7 @@ import numpy as np
 
 from kcascade import compilation, select
 from kcascade.anova import Design, domains_of, draw_basis, scale_rows
-from kcascade.anova.design import discretize
+from kcascade.anova.design import BASIS_DRAWS, discretize
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 from kcascade.linalg import passes, scores, solve
 
@@ -75,11 +75,14 @@ class Problem:
         domains = domains_of(structure.marginals, x, model.domains)
         u = scale_rows(structure.marginals, x, domains)
         q = model.n_basis_for(x.shape[0])
+        # the column kinds for a spread draw: interval, periodic, nominal
+        kinds = tuple({"periodic": 1, "nominal": 2}.get(m.name, 0) for m in structure.marginals)
+        spread = dict(kinds=kinds, candidates=BASIS_DRAWS[model.basis_draw])
         if model.discretize is None:
-            self.u, self.design = u, Design(structure, draw_basis(key, x, u, q, w), domains)
+            self.u, self.design = u, Design(structure, draw_basis(key, x, u, q, w, **spread), domains)
         else:
             self.u, rounded, grids = discretize(structure.marginals, u, model.discretize)
-            self.design = Design(structure, draw_basis(key, x, rounded, q, w), domains, grids)
+            self.design = Design(structure, draw_basis(key, x, rounded, q, w, **spread), domains, grids)
             sizes = cell_sizes(model, structure)
             if sizes is not None and mesh is None and 2 * math.prod(sizes) <= x.shape[0]:
                 self._to_cells(sizes)
