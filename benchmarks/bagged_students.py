@@ -46,13 +46,14 @@ def main():
     ap.add_argument("--cases", nargs="*", default=CASES, choices=list(bed.CASES))
     ap.add_argument("--extras", action="store_true", help="teacher_lambda='select' and refine=3 at B = 3")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--basis-draw", default="spread", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
     args = ap.parse_args()
     if args.quick:
         args.n, args.cases = 5000, CASES[:3]
     name_out = "bagged_students" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     rows = []
     for name in args.cases:
-        model = bed.model_of(name)
+        model = bed.model_of(name, basis_draw=args.basis_draw)
         for seed in range(args.seeds):
             x, y, xt, ft = bed.data(name, "low", seed, args.n)
             key = jax.random.key(seed)

@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="three truths, low noise, one seed")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--multiples", type=float, nargs="*", default=[1.0, 1.5, 2.0])
-    ap.add_argument("--basis-draw", default="uniform", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
+    ap.add_argument("--basis-draw", default="spread", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     cache = json.load(open(os.path.join(common.RESULTS, "selection_bed_peers.json")))

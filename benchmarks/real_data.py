@@ -21,7 +21,8 @@ set and peer; a peer that failed or timed out is recorded with its timeout),
 so ``--peers-only`` can run the slow R fits apart and a later, quiet run of
 kcascade reuses them.
 
-Writes results/real_data[_quick].json and .png.
+Writes results/real_data[_quick][_TAG].json and .png. ``--basis-draw spread``:
+``SSANOVA(basis_draw="spread")`` for kcascade.
 """
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ def main():
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--peers-only", action="store_true", help="fill the peers' cache only")
     ap.add_argument("--peer-timeout", type=int, default=1200)
+    ap.add_argument("--basis-draw", default="spread", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
+    ap.add_argument("--tag", default="", help="suffix of the result files")
     args = ap.parse_args()
     if args.quick:
         args.data, args.no_peers = ["elecdemand"], True
@@ -91,7 +94,7 @@ def main():
         idx = np.random.default_rng(20261123).permutation(len(y))
         cut = int(0.8 * len(y))
         tr, te = idx[:cut], idx[cut:]
-        model = bed.model_for(types, order=2)
+        model = bed.model_for(types, order=2, basis_draw=args.basis_draw)
         row = dict(data=name, n_train=len(tr), n_test=len(te))
         for method in () if args.peers_only else ("full", "kcas"):
             call = (lambda k: model.fit(x[tr], y[tr], key=k)) if method == "full" else \
@@ -123,7 +126,8 @@ def main():
     if args.peers_only:
         return
     print(f"\nmachine: {common.machine()}")
-    path = common.save("real_data" + ("_quick" if args.quick else ""), dict(machine=common.machine(), rows=rows))
+    path = common.save("real_data" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else ""),
+                       dict(machine=common.machine(), basis_draw=args.basis_draw, rows=rows))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     methods = ["full", "kcas"] + peers
     for i, m in enumerate(methods):
