@@ -176,7 +176,7 @@ def test_spread_basis_draw_is_greedy_farthest_points():
     """``SSANOVA(basis_draw="spread")``: q of 3q uniformly drawn rows, chosen
     by greedy farthest-point selection with periodic and nominal distances;
     against a numpy greedy on the same candidates; periodic distance wraps."""
-    from kcascade.anova.design import _farthest_points, draw_basis, row_labels, smallest
+    from kcascade.anova.design import draw_basis, farthest_points, row_labels, smallest
     u = np.column_stack([np.asarray(jax.random.uniform(jax.random.key(0), (600,))),
                          np.asarray(jax.random.uniform(jax.random.key(1), (600,))),
                          np.asarray(jax.random.randint(jax.random.key(2), (600,), 0, 4)).astype(float)])
@@ -188,7 +188,7 @@ def test_spread_basis_draw_is_greedy_farthest_points():
     np.testing.assert_array_equal(got, expect)
     # on a circle the two points nearest 0 and 1 are neighbours: never both picked first
     ring = jnp.asarray([[0.0], [0.02], [0.98], [0.5]])
-    assert set(np.asarray(_farthest_points(ring, jnp.arange(4), 2, (1,))).tolist()) == {0, 3}
+    assert set(np.asarray(farthest_points(ring, jnp.arange(4), 2, (1,))).tolist()) == {0, 3}
     with pytest.raises(ValueError, match="basis_draw"):
         kc.SSANOVA(basis_draw="sobol")
 

@@ -12,8 +12,8 @@ import pytest
 
 import kcascade as kc
 from kcascade import sources
-from kcascade.anova import Design, scale_rows
-from kcascade.estimators import ssanova_engine as engine
+from kcascade.anova import Design
+from kcascade.estimators import ssanova_engine as engine, ssanova_stream
 
 N, D, ORDER = 1300, 2, 2
 KEY = jax.random.key(3)
@@ -35,9 +35,10 @@ def _in_memory(model, x, y, hyper):
     xm, ym = model.check_data(x, y)
     prob = engine.Problem(model, xm, ym, None, KEY)
     structure = model.structure(D)
-    idx = sources.draw_rows(KEY, N, model.n_basis_for(N))
     dom = prob.design.domains
-    prob.design = Design(structure, scale_rows(structure.marginals, xm[idx], dom), dom)
+    take = lambda idx: (xm[np.asarray(idx)], None)
+    prob.design = Design(structure, ssanova_stream.basis_rows(model, take, KEY, N, model.n_basis_for(N), dom, xm.dtype),
+                         dom)
     return engine.fit_problem(prob, hyper, None)
 
 

@@ -44,7 +44,13 @@ def scale_rows(marginals, x, domains):
     return jnp.stack([m.scale(x[:, v], domains[v]) for v, m in enumerate(marginals)], axis=1)
 
 
-def _farthest_points(u, cand, q: int, kinds):
+def column_kinds(marginals) -> tuple:
+    """Per covariate, its distance for a spread basis draw: 0 interval, 1
+    periodic, 2 nominal (``farthest_points``)."""
+    return tuple({"periodic": 1, "nominal": 2}.get(m.name, 0) for m in marginals)
+
+
+def farthest_points(u, cand, q: int, kinds):
     """Greedy farthest-point choice of q of the candidate rows ``cand``
     (indices into u (n, d)), starting from the first: each next point is the
     candidate farthest (squared distance summed over columns) from those
@@ -81,7 +87,7 @@ def draw_basis(key, x, u, q: int, w=None, kinds=None, candidates: int = 1):
 
     ``candidates`` c > 1 (``SSANOVA(basis_draw="spread")``): the c q rows of
     smallest label are drawn, and q of them kept by greedy farthest-point
-    selection (``_farthest_points`` with the columns' ``kinds``), so that the
+    selection (``farthest_points`` with the columns' ``kinds``), so that the
     points follow the rows' density with fewer close pairs. A uniform draw
     when c q >= n."""
     labels = row_labels(key, x)
@@ -91,7 +97,7 @@ def draw_basis(key, x, u, q: int, w=None, kinds=None, candidates: int = 1):
         valid = jnp.sum(w > 0)
     if candidates > 1 and candidates * q < x.shape[0]:
         kinds = (0,) * u.shape[1] if kinds is None else kinds
-        return u[_farthest_points(u, smallest(labels, candidates * q, valid), q, kinds)]
+        return u[farthest_points(u, smallest(labels, candidates * q, valid), q, kinds)]
     return u[smallest(labels, q, valid)]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from kcascade import compilation, select
 from kcascade.anova import Design, domains_of, draw_basis, scale_rows
-from kcascade.anova.design import BASIS_DRAWS, discretize
+from kcascade.anova.design import BASIS_DRAWS, column_kinds, discretize
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 from kcascade.linalg import passes, scores, solve
 
@@ -75,9 +75,7 @@ class Problem:
         domains = domains_of(structure.marginals, x, model.domains)
         u = scale_rows(structure.marginals, x, domains)
         q = model.n_basis_for(x.shape[0])
-        # the column kinds for a spread draw: interval, periodic, nominal
-        kinds = tuple({"periodic": 1, "nominal": 2}.get(m.name, 0) for m in structure.marginals)
-        spread = dict(kinds=kinds, candidates=BASIS_DRAWS[model.basis_draw])
+        spread = dict(kinds=column_kinds(structure.marginals), candidates=BASIS_DRAWS[model.basis_draw])
         if model.discretize is None:
             self.u, self.design = u, Design(structure, draw_basis(key, x, u, q, w, **spread), domains)
         else:

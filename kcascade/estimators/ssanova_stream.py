@@ -8,7 +8,9 @@ chunk of rows:
    response's total sum of squares;
 2. the basis points: q rows drawn uniformly without replacement with ``key``
    (``sources.draw_rows``) and read with ``source.take`` (row groups or a
-   memory map: no pass where the format allows);
+   memory map: no pass where the format allows); with
+   ``basis_draw="spread"`` 3q rows, of which q are kept by greedy farthest
+   points as in memory;
 3. the statistics: one compiled call per chunk (all chunks padded to one
    size with weight-0 rows, so one compilation) of the same pass as in
    memory, the chunks' Gram statistics summed (or their triangular factors
@@ -32,6 +34,7 @@ import numpy as np
 
 from kcascade import checks, compilation, progress as progress_lines, sources
 from kcascade.anova import Design, scale_rows
+from kcascade.anova.design import BASIS_DRAWS, column_kinds, farthest_points
 from kcascade.linalg import passes
 from kcascade.estimators import ssanova_engine as engine
 
@@ -77,6 +80,19 @@ def _fixed_chunks(src, size):
     if held:
         x, y = np.concatenate(xs), np.concatenate(ys)
         yield (*passes.padded(x, y, np.ones(held, y.dtype), size, np), start)
+
+
+def basis_rows(model, take, key, n: int, q: int, domains, dtype):
+    """(q, d) scaled basis points of a streamed fit: q of the n rows drawn
+    uniformly with ``key`` (``sources.draw_rows``) and read with ``take``
+    (indices -> (x rows, y rows)); with ``basis_draw="spread"`` c q rows, of
+    which q are kept by greedy farthest points (``design.farthest_points``)."""
+    structure = model.structure(len(domains))
+    c = BASIS_DRAWS[model.basis_draw]
+    spread = c > 1 and c * q < n
+    x_rows, _ = take(sources.draw_rows(key, n, c * q if spread else q))
+    u = scale_rows(structure.marginals, jnp.asarray(x_rows, dtype), domains)
+    return u[farthest_points(u, jnp.arange(c * q), q, column_kinds(structure.marginals))] if spread else u
 
 
 def _chunk_impl(model, x, y, w, u_basis, domains, theta):
@@ -147,8 +163,7 @@ def fit_source(model, src, *, key, hyper=None, init=None, scale_search=False, pr
         marg.check_column(v, dom, facts.lo[v], facts.hi[v], bool(facts.codes[v]))
     domains = jnp.stack([marg.domain(jnp.asarray([facts.lo[v], facts.hi[v]], dtype), g)
                          for v, (marg, g) in enumerate(zip(structure.marginals, given))])
-    x_basis, _ = src.take(sources.draw_rows(key, n, q))
-    u_basis = scale_rows(structure.marginals, jnp.asarray(x_basis, dtype), domains)
+    u_basis = basis_rows(model, src.take, key, n, q, domains, dtype)
     theta = None if hyper is None else jnp.exp(jnp.asarray(hyper.log_theta, dtype))
     cast = lambda h: None if h is None else type(h)(jnp.asarray(h.log_lambda, dtype), jnp.asarray(h.log_theta, dtype))
     what = "selection statistics" if hyper is None else "statistics at the given hyperparameters"
