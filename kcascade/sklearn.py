@@ -16,6 +16,8 @@ string and boolean columns are kept (``kc.frames``).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -34,7 +36,7 @@ class SSANOVARegressor(RegressorMixin, BaseEstimator):
 
     Parameters (as ``kc.SSANOVA``): order, marginals, domains, criterion
     (``SSANOVA``'s ``score``: "gcv" or "gml"; renamed because ``score`` is
-    scikit-learn's R^2 method), alpha, n_basis, stall_tol; and
+    scikit-learn's R^2 method), alpha, n_basis, basis_draw, stall_tol; and
       cascade: False (select on all rows) or True (``kc.cascade``: select on
         student subsamples, transfer by the law, fit the teacher once);
       n_student, students: the cascade's options (None: its defaults);
@@ -51,13 +53,14 @@ class SSANOVARegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, order=2, marginals="cubic", domains=None, criterion="gcv", alpha=1.4, n_basis=None,
-                 stall_tol=0.01, cascade=False, n_student=None, students=None, random_state=0):
+                 basis_draw="spread", stall_tol=0.01, cascade=False, n_student=None, students=None, random_state=0):
         self.order = order
         self.marginals = marginals
         self.domains = domains
         self.criterion = criterion
         self.alpha = alpha
         self.n_basis = n_basis
+        self.basis_draw = basis_draw
         self.stall_tol = stall_tol
         self.cascade = cascade
         self.n_student = n_student
@@ -67,7 +70,7 @@ class SSANOVARegressor(RegressorMixin, BaseEstimator):
     def _model(self, n: int, d: int) -> SSANOVA:
         order = min(self.order, d) if isinstance(self.order, int) else self.order
         model = SSANOVA(order=order, marginals=self.marginals, domains=self.domains, score=self.criterion,
-                        alpha=self.alpha, n_basis=self.n_basis, stall_tol=self.stall_tol)
+                        alpha=self.alpha, n_basis=self.n_basis, basis_draw=self.basis_draw, stall_tol=self.stall_tol)
         if self.n_basis is None and not self.cascade:
             m = model.structure(d).m
             q = min(n, default_n_basis(row_bucket(n)))
@@ -75,8 +78,7 @@ class SSANOVARegressor(RegressorMixin, BaseEstimator):
                 if n - m < 1:
                     raise ValueError(f"X: n_samples = {n} is too few for order {order} with {d} feature(s): "
                                      f"expected at least {m + 1} samples")
-                model = SSANOVA(order=order, marginals=self.marginals, domains=self.domains, score=self.criterion,
-                                alpha=self.alpha, n_basis=n - m, stall_tol=self.stall_tol)
+                model = dataclasses.replace(model, n_basis=n - m)
         return model
 
     def _validate(self, X, y=None, reset=True):
