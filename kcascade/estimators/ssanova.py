@@ -356,7 +356,7 @@ class SSANOVA(protocol.Estimator):
           start: binomial and Poisson only: a fit (``GSSANOVAFit``, e.g. a
             cascade's student) whose eta at x starts the IRLS iteration, or a
             sequence of fits (a cascade's B students): the median of their
-            etas. The standard start is kept where it has the smaller deviance.
+            etas.
           mesh: a ``jax.sharding.Mesh``: the pass over the rows is split over
             all its devices (rows sharded over every mesh axis; each device
             accumulates its own rows; the statistics are reduced across

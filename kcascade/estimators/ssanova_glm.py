@@ -165,7 +165,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
         eta = jnp.full_like(y, ETA_MAX if events else -ETA_MAX)
     elif start is not None:
         # (a start only: the iteration converges to the same fit from any start)
-        eta = _start_from(family, start, x, y, m, o, eta)
+        eta = _start_from(start, x)
     n = x.shape[0]
     what = ("penalized IRLS at fixed smoothing parameters" if hyper is not None else
             "IRLS with selection in every iteration")
@@ -245,16 +245,15 @@ def _begin(family, y, weights, offset):
     return m, o, eta, jnp.sum(m), jnp.sum(m * y)
 
 
-@functools.partial(compilation.jit, static_argnums=0)
-def _start_from(family, starts, x, y, m, o, standard):
+@compilation.jit
+def _start_from(starts, x):
     """The start from fits ``starts`` (a tuple: a cascade's B students): the
     median over them of their eta at x moved onto each one's domain (beyond
     it a fit's eta is an unbounded polynomial extrapolation, so such rows take
-    its value at the domain's edge), within +-ETA_MAX; the ``standard`` start
-    instead when that has the smaller deviance (a start no better than it
-    only costs iterations). The median of three students' etas was 1.5-3x
-    closer to the teacher's than the first student's alone on the KCas
-    reference example (weighted RMS 0.07-0.16 against 0.15-0.46, 4 seeds)."""
+    its value at the domain's edge), within +-ETA_MAX. The median of three
+    students' etas was 1.5-3x closer to the teacher's than the first
+    student's alone on the KCas reference example (weighted RMS 0.07-0.16
+    against 0.15-0.46, 4 seeds)."""
     def eta_of(start):
         dom = jnp.asarray(start.inner.domains, x.dtype)
         return jnp.clip(start.evaluate(jnp.clip(x, dom[:, 0], dom[:, 1])), -ETA_MAX, ETA_MAX)
