@@ -32,7 +32,10 @@ def jit(fun, **kwargs):
     """``jax.jit(fun, **kwargs)``, compiled with ``CPU_COMPILER_OPTIONS`` when
     the default backend is the CPU (the backend's own defaults elsewhere).
     Called inside another trace (``jit``, ``vmap``, ``grad``) it is the plain
-    ``jax.jit``, part of the caller's program and compiled with its options."""
+    ``jax.jit``, part of the caller's program and compiled with its options.
+    ``.lower(*args)`` lowers the top-level program (arrays may be
+    ``jax.ShapeDtypeStruct``); ``.lower(*args).compile()`` compiles it without
+    running it, and a later call with matching arguments reuses it."""
     plain = jax.jit(fun, **kwargs)
     cpu = jax.jit(fun, compiler_options=CPU_COMPILER_OPTIONS, **kwargs)
 
@@ -44,6 +47,12 @@ def jit(fun, **kwargs):
         top = not traced and jax.default_backend() == "cpu"
         return (cpu if top else plain)(*args, **kw)
 
+    def lower(*args, **kw):
+        # ahead-of-time lowering of the top-level program: ``lower(...).compile()``
+        # fills the same cache that a later call of ``call`` looks in
+        return (cpu if jax.default_backend() == "cpu" else plain).lower(*args, **kw)
+
+    call.lower = lower
     return call
 
 

@@ -108,6 +108,15 @@ class Estimator(abc.ABC):
         """The size of the function space at n rows (None: does not grow with n)."""
         return None
 
+    def precompile(self, x, y=None, *, key=None, **options) -> None:
+        """Compile, without running it, the program that ``fit(x, y, key=key,
+        hyper=h, **options)`` runs at fixed hyperparameters h (in the data's
+        dtype), so that a caller can overlap the compilation with other work
+        (``cascade`` compiles the teacher's program while its students run).
+        x, y as ``check_data`` returns them. May be called from another
+        thread; changes no result. The default does nothing."""
+        return None
+
     def refine(self, x, y, hyper, *, key, steps: int, **options):
         raise NotImplementedError(f"{type(self).__name__} does not declare 'refine'")
 
@@ -169,6 +178,16 @@ def fit_with(model: Estimator, x, y=None, *, key=None, hyper=None, **options):
     if model.randomized:
         given["key"] = key
     return model.fit(*args, hyper=hyper, **given)
+
+
+def precompile_with(model: Estimator, x, y=None, *, key=None, **options) -> None:
+    """``model.precompile`` called as ``fit_with`` calls ``fit`` (options that
+    are None or False left out)."""
+    given = {k: v for k, v in options.items() if v is not None and v is not False}
+    args = (x, y) if model.supervised else (x,)
+    if model.randomized:
+        given["key"] = key
+    model.precompile(*args, **given)
 
 
 def brief(value) -> str:

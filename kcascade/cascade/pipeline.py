@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import time
 from typing import Any, NamedTuple
 
@@ -177,6 +178,21 @@ def combine(hypers):
     return jax.tree.map(lambda *leaves: jnp.median(jnp.stack(leaves), axis=0), *hypers)
 
 
+def _compile_beside(model, x, y, key, options):
+    """A started thread compiling the teacher's program (``model.precompile``)
+    while the students run: XLA compiles on one core, so on a machine with
+    two or more the teacher's compilation costs no wall time in a fresh
+    process. A failure there is left for the teacher's own call to meet."""
+    def run():
+        try:
+            protocol.precompile_with(model, x, y, key=key, **options)
+        except Exception:   # noqa: BLE001 (the teacher's call compiles, and reports, itself)
+            pass
+    thread = threading.Thread(target=run, name="kcascade-teacher-compile", daemon=True)
+    thread.start()
+    return thread
+
+
 def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, students: int | None = None,
             refine: int = 0, teacher_lambda: str | None = None, warm_start: bool = False, mesh=None,
             progress: bool = False) -> CascadeFit:
@@ -286,6 +302,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         return [src.take(sources.draw_rows(jax.random.fold_in(k_sub, 1000 * i + b), n, size))
                 for b in range(students)]
     t_start = time.perf_counter()
+    compiling = None if src is not None else _compile_beside(model, x, y, k_teacher, teacher_options)
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)
@@ -307,6 +324,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
                                                            **scale_options))
     t_refine = time.perf_counter()
+    if compiling is not None:
+        compiling.join()
     with progress_lines.phase(f"teacher on {n} rows at the transferred values", on=bool(progress)):
         teacher = jax.block_until_ready(protocol.fit_with(
             model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=(student if students == 1 else tuple(fits)) if warm_start else None,

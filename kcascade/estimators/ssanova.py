@@ -402,6 +402,23 @@ class SSANOVA(protocol.Estimator):
                            progress=progress, **glm_options)
         return fit_rows(self, x, y, w, key, hyper, init, scale_search, mesh, progress)
 
+    def precompile(self, x, y=None, *, key, scale_search: bool = False, mesh=None, progress: bool = False,
+                   **options) -> None:
+        """Compile the Gaussian fit's program at fixed hyperparameters for rows
+        shaped as x (n, d) and y (n,) (padded to ``row_bucket(n)``, as ``fit``
+        pads them), without running it (``protocol.Estimator.precompile``).
+        Nothing for other families, a mesh, a source, or other options."""
+        if (self.family != "gaussian" or mesh is not None or options or sources.is_source(x)
+                or getattr(x, "ndim", 0) != 2 or getattr(y, "ndim", 0) != 1):
+            return None
+        (n, d), b = x.shape, row_bucket(x.shape[0])
+        like = jax.ShapeDtypeStruct
+        w = like((b,), y.dtype) if b != n else None
+        hyper = Hyper(like((), y.dtype), like((self.structure(d).k,), y.dtype))
+        engine.fit_jit.lower(self, like((b, d), x.dtype), like((b,), y.dtype), w, key, hyper, None,
+                             bool(scale_search), None, bool(progress), False).compile()
+        return None
+
     def _gaussian_only(self, what: str):
         if self.family != "gaussian":
             raise ValueError(f"{what}: available for family='gaussian' only, got family={self.family!r}")
