@@ -10,8 +10,8 @@ n = 2000), "beta3" (d = 3: beta2 and x2 | x0 ~ Beta(2, 2 + 4 x0)), and
 for every method (gss's ``domain``; kcascade's ``domains``).
 
   python benchmarks/density_cascade.py [--quick] [--cases gauss2 gauss3 beta2]
-      [--sizes 2000 10000 30000] [--seeds 3] [--peer-max 10000] [--no-peers]
-      [--report-only]
+      [--sizes 2000 10000 30000] [--seeds 3] [--peer-max 10000] [--kde-max N]
+      [--no-peers] [--report-only]
 
 Held-out mean log-likelihood on 5000 fresh rows (higher is better; the
 truth's own is printed beside it), and seconds (kcascade: a first call,
@@ -117,6 +117,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--peer-max", type=int, default=10000)
     ap.add_argument("--peer-timeout", type=int, default=900)
+    ap.add_argument("--kde-max", type=int, default=None,
+                    help="the KDE (leave-one-out selection, O(n^2) per step) only up to this n (default: every n)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--report-only", action="store_true",
                     help="rebuild the summary and PNG from the rows of results/density_cascade.json")
@@ -148,6 +150,8 @@ def main():
                     "kcas": lambda: kc.cascade(model, x, key=key).teacher,
                     "kde_lcv": lambda: kc.KDE(selector="lcv").fit(x),
                 }
+                if args.kde_max is not None and n > args.kde_max:
+                    del fits["kde_lcv"]
                 for label, call in fits.items():
                     _, first = common.timed(call, label=f"{name} {label} on {n} rows, first")
                     fit, secs = common.timed(call, label=f"{name} {label} on {n} rows")

@@ -112,6 +112,29 @@ def test_cascade_and_save(data2, tmp_path):
     np.testing.assert_array_equal(np.asarray(back.log_density(x[:20])), np.asarray(res.teacher.log_density(x[:20])))
 
 
+def test_scale_search_takes_the_best_resolved_offset(data2):
+    """``fit(hyper=h, scale_search=True)`` (the cascade's teacher) against the
+    fits at h + each of ``SCALE_OFFSETS`` made one by one: the lowest score
+    among the resolved ones, at its log lambda, thetas kept. From a start
+    whose score still falls towards smaller lambda, so that the search moves
+    (to the grid's end: offset -3)."""
+    from kcascade.estimators import ssden
+    x, key = data2[0][:, :1], jax.random.key(0)
+    model = kc.SSDensity(order=1)
+    h = _hyper(model, 1)
+    h = kc.Hyper(h.log_lambda - 2.0, h.log_theta)
+    fit = model.fit(x, key=key, hyper=h, scale_search=True)
+    one_by_one = [model.fit(x, key=key, hyper=kc.Hyper(h.log_lambda + o, h.log_theta)) for o in ssden.SCALE_OFFSETS]
+    scores = [float(f.score) if bool(f.resolved) else np.inf for f in one_by_one]
+    best = int(np.argmin(scores))
+    assert np.isfinite(scores[best]) and best != list(ssden.SCALE_OFFSETS).index(0.0)
+    np.testing.assert_allclose(float(fit.hyper.log_lambda), float(one_by_one[best].hyper.log_lambda), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(fit.hyper.log_theta), np.asarray(h.log_theta) - float(np.mean(h.log_theta)),
+                               atol=1e-12)
+    # the inner solves start from different points (the search warm-starts them): 1e-6
+    np.testing.assert_allclose(float(fit.score), scores[best], rtol=1e-6)
+
+
 def test_bad_input_names_the_argument(data2):
     x = data2[0]
     key = jax.random.key(0)
@@ -122,6 +145,7 @@ def test_bad_input_names_the_argument(data2):
         (r"x: SSDensity works for d = 1 to 4", lambda: kc.SSDensity().fit(np.random.default_rng(0).random((100, 5)), key=key)),
         (r"marginals: SSDensity takes", lambda: kc.SSDensity(marginals="nominal")),
         (r"key: expected a jax.random key", lambda: kc.SSDensity().fit(x, key=0)),
+        (r"scale_search: needs hyper", lambda: kc.SSDensity().fit(x, key=key, scale_search=True)),
     ]
     for pattern, call in cases:
         with pytest.raises(ValueError, match=pattern):

@@ -228,8 +228,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         "select": the teacher keeps the transferred relative weights and picks
         its scale parameter by its own score from the statistics of its single
         pass (models with the "scale_search" capability), or None (default):
-        "select" where the model declares "scale_search" (Gaussian SS-ANOVA),
-        else "law". Measured for the default: teacher test MSE over full
+        "select" where the model declares "scale_search" (Gaussian SS-ANOVA,
+        SSDensity), else "law". Measured for the default: teacher test MSE over full
         selection's, median (worst) over bed truths, law -> select: 1.052
         (1.527) -> 1.043 (1.257) at n = 1e5 and 1.757 (2.036) -> 1.205 (1.986)
         at 1e6 (``benchmarks/bagged_students.py``), at the same cost (no
