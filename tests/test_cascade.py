@@ -138,3 +138,14 @@ def test_precompile_compiles_the_teachers_program_so_that_the_fit_does_not(caplo
     assert np.isfinite(float(fit.score))
     # other families, a mesh and sources are left to their own calls
     assert kc.SSANOVA(family="poisson").precompile(x, jnp.round(jnp.exp(y)), key=key) is None
+
+
+def test_teacher_key_is_the_key_the_teacher_is_fitted_with(data):
+    x, y, *_ = data
+    key = jax.random.key(5)
+    res = kc.cascade(MODEL, x, y, key=key, teacher_lambda="law")
+    again = MODEL.fit(x, y, key=kc.teacher_key(key), hyper=res.teacher.hyper)
+    np.testing.assert_array_equal(np.asarray(again.basis), np.asarray(res.teacher.basis))
+    np.testing.assert_array_equal(np.asarray(again.coef_basis), np.asarray(res.teacher.coef_basis))
+    with pytest.raises(ValueError, match="key"):
+        kc.teacher_key(0)

@@ -161,6 +161,16 @@ def _keys(key, stages, students):
                    for i in range(stages)], k_teacher
 
 
+def teacher_key(key):
+    """The key with which ``cascade(..., key=key)`` fits its teacher (and so
+    draws the teacher's basis points), whatever its stages and students.
+    ``model.fit(x, y, key=teacher_key(key))`` is full selection on the
+    teacher's own basis: the comparison that leaves out the spread of the
+    basis draw itself (``benchmarks/bagged_students.py``)."""
+    checks.random_key(key)
+    return _keys(key, 1, 1)[2]
+
+
 @functools.partial(compilation.jit, static_argnums=(3, 4))
 def _blocks_of(x, y, key, size, students):
     """The rows of the first ``students`` blocks of ``size`` of a random order
