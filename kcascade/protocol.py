@@ -190,6 +190,18 @@ def precompile_with(model: Estimator, x, y=None, *, key=None, **options) -> None
     model.precompile(*args, **given)
 
 
+def starts_of(start) -> tuple:
+    """A ``start=`` argument as a tuple of fits: one fit, or the cascade's B
+    students (a tuple or list, B >= 1); None gives (). ValueError on an empty
+    sequence."""
+    if start is None:
+        return ()
+    starts = tuple(start) if isinstance(start, (tuple, list)) else (start,)
+    if not starts:
+        raise ValueError("start: expected a fit or a non-empty sequence of fits, got an empty sequence")
+    return starts
+
+
 def brief(value) -> str:
     """A short text for a value in a fit's ``repr``: a number to 5 significant
     digits, an array (or a traced or batched value) as dtype[shape]."""

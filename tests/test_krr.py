@@ -183,6 +183,8 @@ def test_bad_data_and_hyperparameters():
         kc.KernelRidge().fit(np.random.default_rng(0).normal(size=(5001, 2)), np.zeros(5001), key=KEY)
     with pytest.raises(ValueError, match="warm_start"):
         m.fit(X, Y, key=KEY, lam=1e-3, lengthscale=1.0, start=m.fit(X, Y, key=KEY, lam=1e-3, lengthscale=1.0))
+    with pytest.raises(ValueError, match="start: expected a fit or a non-empty sequence"):
+        m.fit(X, Y, key=KEY, lam=1e-3, lengthscale=1.0, start=())
     with pytest.raises(ValueError, match="kernel: random Fourier features"):
         kc.KernelRidge(kernel=stationary.Gaussian() + stationary.Laplacian(), basis="rff")
 

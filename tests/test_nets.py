@@ -176,6 +176,8 @@ def test_bad_input():
         nets.widen(net, p, 4, key=jax.random.key(0))
     with pytest.raises(ValueError, match="start: expected a NetFit"):
         model.fit(x, y, key=jax.random.key(0), hyper=nets.NetHyper(jnp.log(1e-2), jnp.log(1e-3)), start="net")
+    with pytest.raises(ValueError, match="start: expected a fit or a non-empty sequence"):
+        model.fit(x, y, key=jax.random.key(0), hyper=nets.NetHyper(jnp.log(1e-2), jnp.log(1e-3)), start=[])
     with pytest.raises(ValueError, match="warm_start"):
         kc.cascade(kc.KDE(), x, key=jax.random.key(0), warm_start=True)
     with pytest.raises(ValueError, match="steps"):

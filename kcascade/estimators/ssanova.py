@@ -436,15 +436,12 @@ class SSANOVA(protocol.Estimator):
         if offset is not None and self.family != "poisson":
             raise ValueError(f"offset: only for family='poisson', got family={self.family!r}")
         if start is not None:
-            starts = tuple(start) if isinstance(start, (tuple, list)) else (start,)
-            if not starts:
-                raise ValueError("start: expected a fit or a non-empty sequence of fits, got an empty sequence")
-            for s in starts:
+            start = protocol.starts_of(start)
+            for s in start:
                 if not isinstance(s, glm.GSSANOVAFit):
                     raise ValueError(f"start: expected a binomial or Poisson fit (GSSANOVAFit), got {type(s).__name__}")
                 if s.model.family != self.family:
                     raise ValueError(f"start: a {s.model.family!r} fit cannot start a {self.family!r} fit")
-            start = starts
         return dict(offset=offset, start=start)
 
     def refine(self, x, y, hyper: Hyper, *, key, steps: int, mesh=None, progress: bool = False) -> Hyper:

@@ -144,8 +144,7 @@ class NetRegressor(protocol.Estimator):
         if hyper is not None:
             width = self.width
             net = self.net(width)
-            if isinstance(start, (tuple, list)) and start:
-                start = start[0]          # bagged students: grown from the first
+            start = (protocol.starts_of(start) or (None,))[0]   # bagged students: grown from the first
             if start is not None:
                 if not isinstance(start, NetFit):
                     raise ValueError(f"start: expected a NetFit, got {type(start).__name__}")
