@@ -136,8 +136,14 @@ def test_precompile_compiles_the_teachers_program_so_that_the_fit_does_not(caplo
         model.fit(x, y, key=key, hyper=hyper)
         assert len(fits()) == 2
     assert np.isfinite(float(fit.score))
-    # other families, a mesh and sources are left to their own calls
-    assert kc.SSANOVA(family="poisson").precompile(x, jnp.round(jnp.exp(y)), key=key) is None
+    # Poisson: the weighted Gaussian fit of each IRLS iteration at fixed values
+    pois = kc.SSANOVA(order=1, n_basis=11, family="poisson")
+    counts = jnp.round(jnp.exp(y - jnp.max(y) + 2.0))
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        pois.precompile(x, counts, key=key)
+        assert len(fits()) == 3
+        pois.fit(x, counts, key=key, hyper=kc.Hyper(jnp.asarray(-2.0, y.dtype), hyper.log_theta))
+        assert len(fits()) == 3
 
 
 def test_teacher_key_is_the_key_the_teacher_is_fitted_with(data):

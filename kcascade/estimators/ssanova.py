@@ -403,20 +403,27 @@ class SSANOVA(protocol.Estimator):
         return fit_rows(self, x, y, w, key, hyper, init, scale_search, mesh, progress)
 
     def precompile(self, x, y=None, *, key, scale_search: bool = False, mesh=None, progress: bool = False,
-                   **options) -> None:
-        """Compile the Gaussian fit's program at fixed hyperparameters for rows
-        shaped as x (n, d) and y (n,) (padded to ``row_bucket(n)``, as ``fit``
-        pads them), without running it (``protocol.Estimator.precompile``).
-        Nothing for other families, a mesh, a source, or other options."""
-        if (self.family != "gaussian" or mesh is not None or options or sources.is_source(x)
+                   start=None, **options) -> None:
+        """Compile the program that a fit at fixed hyperparameters runs for
+        rows shaped as x (n, d) and y (n,) (padded to ``row_bucket(n)``, as
+        ``fit`` pads them), without running it (``protocol.Estimator.precompile``):
+        the Gaussian fit's, or for binomial and Poisson the weighted Gaussian
+        fit that each IRLS iteration makes (``start`` changes only where the
+        iteration begins). Nothing for a mesh, a source, or other options.
+        Measured in a fresh process (cascade while its students run): n =
+        5000 Gaussian 4.6 -> 4.2 s, the binomial reference example (n =
+        3000) 6.0-7.0 -> 5.6-6.9 s, interleaved pairs."""
+        if (mesh is not None or options or sources.is_source(x)
                 or getattr(x, "ndim", 0) != 2 or getattr(y, "ndim", 0) != 1):
             return None
         (n, d), b = x.shape, row_bucket(x.shape[0])
         like = jax.ShapeDtypeStruct
-        w = like((b,), y.dtype) if b != n else None
+        gaussian = self.family == "gaussian"
+        w = like((b,), y.dtype) if b != n or not gaussian else None
         hyper = Hyper(like((), y.dtype), like((self.structure(d).k,), y.dtype))
-        engine.fit_jit.lower(self, like((b, d), x.dtype), like((b,), y.dtype), w, key, hyper, None,
-                             bool(scale_search), None, bool(progress), False).compile()
+        model = self if gaussian else dataclasses.replace(self, family="gaussian")
+        engine.fit_jit.lower(model, like((b, d), x.dtype), like((b,), y.dtype), w, key, hyper, None,
+                             bool(scale_search), None, bool(progress), not gaussian).compile()
         return None
 
     def _gaussian_only(self, what: str):
