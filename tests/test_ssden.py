@@ -135,6 +135,30 @@ def test_scale_search_takes_the_best_resolved_offset(data2):
     np.testing.assert_allclose(float(fit.score), scores[best], rtol=1e-6)
 
 
+def test_scale_search_bisects_towards_the_unresolved_side(data2):
+    """With a coarse rule (8 nodes) the smallest lambdas are not resolved and
+    the score still falls towards them: the search bisects between the
+    smallest resolved offset and the next one, and ends resolved, inside
+    that bracket, with a score no higher than the grid's best, which a fit
+    made at its values directly reproduces."""
+    from kcascade.estimators import ssden
+    x, key = data2[0][:, :1], jax.random.key(0)
+    model = kc.SSDensity(order=1, nodes=8)
+    h = kc.Hyper(jnp.asarray(-8.0), jnp.zeros(model.structure(1).k))
+    with pytest.warns(RuntimeWarning, match="does not resolve"):   # the unresolved offsets say so
+        grid = [model.fit(x, key=key, hyper=kc.Hyper(h.log_lambda + o, h.log_theta)) for o in ssden.SCALE_OFFSETS]
+    resolved = [bool(f.resolved) for f in grid]
+    first = resolved.index(True)
+    assert first > 0 and all(resolved[first:])       # the edge lies inside the grid
+    fit = model.fit(x, key=key, hyper=h, scale_search=True)
+    moved = float(fit.hyper.log_lambda) - float(h.log_lambda)
+    assert ssden.SCALE_OFFSETS[first - 1] < moved < ssden.SCALE_OFFSETS[first]
+    assert bool(fit.resolved) and float(fit.score) < min(float(f.score) for f in grid[first:])
+    again = model.fit(x, key=key, hyper=fit.hyper)
+    assert bool(again.resolved)
+    np.testing.assert_allclose(float(again.score), float(fit.score), rtol=1e-6)
+
+
 def test_bad_input_names_the_argument(data2):
     x = data2[0]
     key = jax.random.key(0)

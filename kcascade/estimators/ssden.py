@@ -65,6 +65,7 @@ SP_BOX = 15.0        # s stays within this of the start's range (as the regressi
 INNER_STEPS = 60     # most damped Newton steps of the inner problem
 QUAD_TOL = 1e-3      # largest disagreement of the check rule's log integral at a candidate the selection accepts
 SCALE_OFFSETS = np.linspace(-3.0, 5.0, 17)   # fit(hyper=..., scale_search=True): log lambda offsets tried
+BOUNDARY_STEPS = 3   # bisections towards the unresolved side when the best offset is the smallest resolved one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,16 +375,35 @@ def _scale_search(prob, s, b0, alpha):
     lowest trusted score (``trusted_score``: inf where the quadrature does not
     resolve it); the largest offset where none is resolved. The offsets are
     visited from the largest down, each solve starting from the last one's
-    minimiser."""
+    minimiser. Where the best is the smallest resolved offset (the score
+    still falling towards the unresolved side), ``BOUNDARY_STEPS`` bisections
+    between it and the next offset move it to the lowest-scoring resolved
+    value found there."""
     offsets = jnp.asarray(SCALE_OFFSETS[::-1], s.dtype)
 
     def visit(b, delta):
         value, b = prob.trusted_score(s + delta, b, alpha)
-        return b, value
+        return b, (value, b)
 
-    _, values = jax.lax.scan(visit, b0, offsets)
-    best = jnp.where(jnp.any(jnp.isfinite(values)), jnp.argmin(values), 0)
-    return s + offsets[best]
+    _, (values, bs) = jax.lax.scan(visit, b0, offsets)
+    resolved = jnp.isfinite(values)
+    best = jnp.where(jnp.any(resolved), jnp.argmin(values), 0)
+    # offsets descend: best + 1 is the next smaller lambda
+    at_edge = jnp.any(resolved) & (best + 1 < offsets.shape[0]) & ~resolved[jnp.minimum(best + 1, offsets.shape[0] - 1)]
+
+    def bisect(_, carry):
+        hi, lo, value, b = carry            # hi: resolved and best so far; lo: not resolved
+        mid = 0.5 * (hi + lo)
+        v, b_mid = prob.trusted_score(s + mid, b, alpha)
+        better = jnp.isfinite(v) & (v < value)
+        # not better (unresolved, or a higher score): the better side is hi's
+        return (jnp.where(better, mid, hi), jnp.where(better, lo, mid),
+                jnp.where(better, v, value), jnp.where(better, b_mid, b))
+
+    lo = offsets[jnp.minimum(best + 1, offsets.shape[0] - 1)]
+    start = (offsets[best], lo, values[best], bs[best])
+    return s + jax.lax.cond(at_edge, lambda: jax.lax.fori_loop(0, BOUNDARY_STEPS, bisect, start)[0],
+                            lambda: offsets[best])
 
 
 def _fit_impl(model, x, key, hyper, init, scale_search=False):
