@@ -190,9 +190,11 @@ class SSDensity(protocol.Estimator):
           scale_search: with ``hyper``, keep its thetas and choose log lambda
             among ``hyper.log_lambda`` + ``SCALE_OFFSETS`` (-3 to +5 in steps
             of 0.5) by the cross-validation score, over the values the
-            quadrature resolves (what the selection accepts); the largest
-            offset where none is resolved. One inner solve per offset, no
-            extra pass over the rows (``kc.cascade``'s teacher, by default).
+            quadrature resolves (what the selection accepts), refined by
+            ``BOUNDARY_STEPS`` bisections where the best is the smallest
+            resolved offset; the largest offset where none is resolved. One
+            inner solve per value tried, no extra pass over the rows
+            (``kc.cascade``'s teacher, by default).
           progress: progress lines on stderr.
         Returns:
           An ``SSDensityFit``.
