@@ -120,6 +120,12 @@ class Estimator(abc.ABC):
     def refine(self, x, y, hyper, *, key, steps: int, **options):
         raise NotImplementedError(f"{type(self).__name__} does not declare 'refine'")
 
+    def for_student(self, d: int, n_student: int, n: int) -> "Estimator":
+        """The estimator a cascade's students on ``n_student`` of the ``n`` rows
+        (d columns) are fitted with; the default is this one. (``SSDensity``:
+        a coarser quadrature rule.)"""
+        return self
+
     def for_columns(self, columns):
         """This estimator, configured for a DataFrame's ``frames.Columns``.
         The default takes numeric columns only."""

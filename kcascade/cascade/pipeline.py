@@ -316,11 +316,12 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)
+        student_model = model.for_student(d, size, n)
         fits = []
         for b, (x_b, y_b) in enumerate(stage_rows(i, size)):
             with progress_lines.phase(f"student {b + 1} of {students} on {size} rows", on=bool(progress)):
                 fits.append(jax.block_until_ready(protocol.fit_with(
-                    model, x_b, y_b,
+                    student_model, x_b, y_b,
                     key=k_students[i][b], init=init)))
         student = fits[0]
         hyper = fits[0].hyper if students == 1 else combine([f.hyper for f in fits])

@@ -60,6 +60,7 @@ from kcascade.estimators.ssanova_fit import Hyper
 
 _HI = jax.lax.Precision.HIGHEST
 DEFAULT_NODES = {1: 200, 2: 48, 3: 20, 4: 12}
+MIN_STUDENT_NODES = 6   # the coarsest rule per dimension a cascade's student gets (``SSDensity.for_student``)
 MAX_D = 4
 SP_BOX = 15.0        # s stays within this of the start's range (as the regression engine)
 INNER_STEPS = 60     # most damped Newton steps of the inner problem
@@ -132,6 +133,20 @@ class SSDensity(protocol.Estimator):
 
     def nodes_for(self, d: int) -> int:
         return self.nodes if self.nodes is not None else DEFAULT_NODES[d]
+
+    def for_student(self, d: int, n_student: int, n: int) -> "SSDensity":
+        """A cascade's students use a coarser rule: nodes per dimension scaled
+        by (n_student / n)^(1/5), at least ``MIN_STUDENT_NODES``. The scale
+        on which a selected log density varies (a cubic spline's equivalent
+        kernel width, lambda^(1/4), with lambda ~ n^(-4/5)) shrinks as
+        n^(-1/5), so a student's selections are resolved by a rule that much
+        coarser; the teacher keeps ``nodes_for(d)`` (its scale search
+        re-checks its lambda on that rule). Measured on gauss3 (n = 1e4 and
+        3e4, seed 1): students 3.1 -> 0.5-1.2 s and the teacher's held-out
+        log-likelihood 0.9839 -> 0.9883-0.9900 and 0.9896 -> 1.0045 (full
+        selection: 0.9950, 1.0021) with 14 or 10 nodes instead of 20."""
+        per = max(MIN_STUDENT_NODES, math.ceil(self.nodes_for(d) * (n_student / n) ** 0.2))
+        return self if per >= self.nodes_for(d) else dataclasses.replace(self, nodes=int(per))
 
     # -- the estimator protocol ------------------------------------------------
     def default_law(self, d: int) -> scaling.Law:
