@@ -108,6 +108,9 @@ def test_cascade_and_save(data2, tmp_path):
     model = kc.SSDensity(order=2)
     res = kc.cascade(model, x, key=jax.random.key(4), n_student=400, students=1)
     assert isinstance(res.teacher, kc.SSDensityFit) and int(res.teacher.n) == 2000
+    # the student ran on the coarser rule of for_student, the teacher on the model's
+    assert res.student.model.nodes_for(2) == model.for_student(2, 400, 2000).nodes_for(2) == 35
+    assert res.teacher.model.nodes_for(2) == 48
     back = kc.load(res.teacher.save(tmp_path / "den"))
     np.testing.assert_array_equal(np.asarray(back.log_density(x[:20])), np.asarray(res.teacher.log_density(x[:20])))
 
@@ -157,6 +160,19 @@ def test_scale_search_bisects_towards_the_unresolved_side(data2):
     again = model.fit(x, key=key, hyper=fit.hyper)
     assert bool(again.resolved)
     np.testing.assert_allclose(float(again.score), float(fit.score), rtol=1e-6)
+
+
+def test_students_get_a_rule_coarser_by_the_fifth_root_of_their_share():
+    """``for_student``: nodes per dimension x (n_s / n)^(1/5), rounded up, at
+    least ``MIN_STUDENT_NODES``, never finer than the model's own."""
+    from kcascade.estimators import ssden
+    m = kc.SSDensity(order=2)
+    assert m.for_student(3, 1000, 10000).nodes == int(np.ceil(20 * 0.1 ** 0.2)) == 13
+    assert m.for_student(2, 1316, 30000).nodes == int(np.ceil(48 * (1316 / 30000) ** 0.2)) == 26
+    assert m.for_student(4, 10, 10 ** 6).nodes == ssden.MIN_STUDENT_NODES
+    assert m.for_student(3, 5000, 5000) is m
+    assert kc.SSDensity(nodes=30).for_student(2, 1000, 10000).nodes == 19     # a given rule is scaled too
+    assert kc.SSANOVA().for_student(3, 1000, 10000) == kc.SSANOVA()           # the protocol's default
 
 
 def test_bad_input_names_the_argument(data2):

@@ -225,7 +225,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
       stages: (n_1, n_2, ...) increasing student sizes: each stage's selection
         starts from the previous stage's values transferred to its size
         (models with the "init" capability).
-      students: B >= 1 students per stage (default the model's
+      students: B >= 1 students per stage, each fitted with
+        ``model.for_student(d, n_s, n)`` (the model itself, except
+        ``SSDensity``: a coarser quadrature rule) (default the model's
         ``default_students``: 3 for SS-ANOVA, 1 otherwise), on disjoint subsamples while
         B n_s <= n (else on independent ones), selected one after another
         with the same compiled fit; their hyperparameters are combined by the
