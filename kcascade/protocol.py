@@ -208,6 +208,12 @@ def starts_of(start) -> tuple:
     return starts
 
 
+def first_start(start):
+    """The first fit of a ``start=`` argument (``starts_of``), or None: the
+    estimators that grow from one fit take the first of a cascade's B students."""
+    return (starts_of(start) or (None,))[0]
+
+
 def brief(value) -> str:
     """A short text for a value in a fit's ``repr``: a number to 5 significant
     digits, an array (or a traced or batched value) as dtype[shape]."""

@@ -314,7 +314,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         return [src.take(sources.draw_rows(jax.random.fold_in(k_sub, 1000 * i + b), n, size))
                 for b in range(students)]
     t_start = time.perf_counter()
-    compiling = None if src is not None else _compile_beside(model, x, y, k_teacher, teacher_options)
+    # (no thread where the model keeps the protocol's no-op precompile)
+    ahead = src is None and type(model).precompile is not protocol.Estimator.precompile
+    compiling = _compile_beside(model, x, y, k_teacher, teacher_options) if ahead else None
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)

@@ -241,7 +241,7 @@ class KernelRidge(protocol.Estimator):
         cast = lambda h: None if h is None else KRRHyper(jnp.asarray(h.log_lambda, x.dtype),
                                                           jnp.asarray(h.log_lengthscale, x.dtype))
         hyper, init = cast(hyper), cast(init)
-        start = (protocol.starts_of(start) or (None,))[0]   # bagged students: the first starts the iterations
+        start = protocol.first_start(start)
         if start is not None:
             protocol.require(self, ["warm_start"])
             if not isinstance(start, KRRFit) or start.centres.shape[1] != d:

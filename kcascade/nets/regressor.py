@@ -144,7 +144,7 @@ class NetRegressor(protocol.Estimator):
         if hyper is not None:
             width = self.width
             net = self.net(width)
-            start = (protocol.starts_of(start) or (None,))[0]   # bagged students: grown from the first
+            start = protocol.first_start(start)
             if start is not None:
                 if not isinstance(start, NetFit):
                     raise ValueError(f"start: expected a NetFit, got {type(start).__name__}")
