@@ -8,9 +8,13 @@ For each case and seed: test MSE (against the true function) of full
 selection and of the KCas teacher with B students (n_s = ceil(100 n^1/4)
 each), and their warm seconds; ``*_ratio`` is the teacher's MSE over full
 selection's with the same key (different basis points: the teacher draws
-its own), ``*_ratio_same_basis`` over full selection's on the teacher's
-basis (``kc.teacher_key``), which leaves out the basis draw's spread; the seconds of one teacher fit at fixed
-hyperparameters (``teacher_s``), so that ``B{b}_cost`` = cascade seconds /
+its own), ``*_ratio_same_basis`` over full selection's with the
+teacher's key (``kc.teacher_key``: the teacher's own basis points when both
+have the same q; since the teacher got twice the rule's q
+(``model.for_teacher``) only the key is shared), ``*_ratio_same_model``
+over full selection with the teacher's own model on its basis points, the
+cascade's loss at equal capacity and basis (``--no-same-model`` skips it); the seconds of one teacher fit at fixed
+hyperparameters (``teacher_s``, the teacher's model), so that ``B{b}_cost`` = cascade seconds /
 teacher seconds. ``--extras``: also the default cascade (B = 3) with
 ``teacher_lambda="select"`` (``sel_*``) and with ``refine=3`` (``ref3_*``).
 Prints per-case rows and the median and worst ratio to full selection per
@@ -49,6 +53,8 @@ def main():
     ap.add_argument("--cases", nargs="*", default=CASES, choices=list(bed.CASES))
     ap.add_argument("--extras", action="store_true", help="teacher_lambda='select' and refine=3 at B = 3")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--no-same-model", dest="same_model", action="store_false",
+                    help="skip full selection with the teacher's wider model (for_teacher)")
     ap.add_argument("--basis-draw", default="spread", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
     args = ap.parse_args()
     if args.quick:
@@ -67,6 +73,15 @@ def main():
             # cascade fits its teacher with): the ratio to it leaves out the
             # basis draw's own spread, which the first ratio includes
             row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=kc.teacher_key(key)), xt, ft)
+            # full selection with the teacher's own model (its wider basis,
+            # ``model.for_teacher``) on its basis points: the ratio to it is
+            # the cascade's loss at equal capacity
+            wide = model.for_teacher(x.shape[1], args.n)
+            row["teacher_q"] = wide.n_basis_for(args.n)
+            if args.same_model:
+                wide.fit(x, y, key=kc.teacher_key(key))     # warm-up: compiles
+                fit_w, row["full_wide_s"] = common.timed(wide.fit, x, y, key=kc.teacher_key(key))
+                row["full_wide_mse"] = bed.mse_of(fit_w, xt, ft)
             methods = {f"B{b}": dict(students=b) for b in args.students}
             if args.extras:
                 methods.update(sel=dict(students=3, teacher_lambda="select"), ref3=dict(students=3, refine=3))
@@ -75,9 +90,11 @@ def main():
                 res, s = common.timed(kc.cascade, model, x, y, key=key, **options)
                 row[f"{label}_ratio"] = bed.mse_of(res.teacher, xt, ft) / row["full_mse"]
                 row[f"{label}_ratio_same_basis"] = bed.mse_of(res.teacher, xt, ft) / row["full_tk_mse"]
+                if args.same_model:
+                    row[f"{label}_ratio_same_model"] = bed.mse_of(res.teacher, xt, ft) / row["full_wide_mse"]
                 row[f"{label}_s"] = s
-            common.timed(model.fit, x, y, key=key, hyper=res.hyper_teacher)     # warm-up
-            _, row["teacher_s"] = common.timed(model.fit, x, y, key=key, hyper=res.hyper_teacher)
+            common.timed(wide.fit, x, y, key=key, hyper=res.hyper_teacher)     # warm-up
+            _, row["teacher_s"] = common.timed(wide.fit, x, y, key=key, hyper=res.hyper_teacher)
             for label in methods:
                 row[f"{label}_cost"] = row[f"{label}_s"] / row["teacher_s"]
             rows.append(row)
@@ -88,6 +105,9 @@ def main():
                     ratio_worst=float(max(r[f"{m}_ratio"] for r in rows)),
                     same_basis_median=float(np.median([r[f"{m}_ratio_same_basis"] for r in rows])),
                     same_basis_worst=float(max(r[f"{m}_ratio_same_basis"] for r in rows)),
+                    **(dict(same_model_median=float(np.median([r[f"{m}_ratio_same_model"] for r in rows])),
+                            same_model_worst=float(max(r[f"{m}_ratio_same_model"] for r in rows)))
+                       if args.same_model else {}),
                     seconds_median=float(np.median([r[f"{m}_s"] for r in rows])),
                     cost_median=float(np.median([r[f"{m}_cost"] for r in rows])),
                     cost_worst=float(max(r[f"{m}_cost"] for r in rows)),

@@ -51,7 +51,7 @@ def kc_call(method, x, y, key, hyper=None):
     if method == "full":
         return MODEL.fit(x, y, key=key), {}
     if method == "teacher":
-        return MODEL.fit(x, y, key=key, hyper=hyper), {}
+        return MODEL.for_teacher(x.shape[1], x.shape[0]).fit(x, y, key=key, hyper=hyper), {}
     res = kc.cascade(MODEL, x, y, key=key, refine=3 if method == "kcas_refine3" else 0,
                      teacher_lambda="select" if method == "kcas_lambda" else "law")
     return res.teacher, dict(n_student=res.n_student, phases=res.timings,

@@ -126,6 +126,12 @@ class Estimator(abc.ABC):
         a coarser quadrature rule.)"""
         return self
 
+    def for_teacher(self, d: int, n: int) -> "Estimator":
+        """The estimator a cascade's teacher on all ``n`` rows (d columns) is
+        fitted with; the default is this one. (Gaussian ``SSANOVA``: a wider
+        basis, which the teacher's single fit can afford.)"""
+        return self
+
     def for_columns(self, columns):
         """This estimator, configured for a DataFrame's ``frames.Columns``.
         The default takes numeric columns only."""

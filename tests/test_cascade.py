@@ -150,8 +150,29 @@ def test_teacher_key_is_the_key_the_teacher_is_fitted_with(data):
     x, y, *_ = data
     key = jax.random.key(5)
     res = kc.cascade(MODEL, x, y, key=key, teacher_lambda="law")
-    again = MODEL.fit(x, y, key=kc.teacher_key(key), hyper=res.teacher.hyper)
+    again = MODEL.for_teacher(3, x.shape[0]).fit(x, y, key=kc.teacher_key(key), hyper=res.teacher.hyper)
     np.testing.assert_array_equal(np.asarray(again.basis), np.asarray(res.teacher.basis))
     np.testing.assert_array_equal(np.asarray(again.coef_basis), np.asarray(res.teacher.coef_basis))
     with pytest.raises(ValueError, match="key"):
         kc.teacher_key(0)
+
+
+def test_for_teacher_widens_only_the_rules_gaussian_basis(data):
+    """The teacher gets TEACHER_BASIS times the rule's q (capped at n - m);
+    students keep the rule, and an explicit n_basis or a GLM family is kept."""
+    from kcascade.estimators.ssanova import TEACHER_BASIS
+    x, y, *_ = data
+    n, q = x.shape[0], MODEL.n_basis_for(x.shape[0])
+    wide = MODEL.for_teacher(3, n)
+    assert wide.n_basis == int(TEACHER_BASIS * q) > q
+    assert wide.for_teacher(3, n) is wide
+    assert kc.SSANOVA(order=2, n_basis=20).for_teacher(3, n).n_basis == 20
+    assert kc.SSANOVA(order=2, family="poisson").for_teacher(3, n).n_basis is None
+    m = MODEL.structure(3).m
+    for small in (40, 60, 90):     # few rows: the teacher still fits (q_t <= n - m)
+        q_s, q_t = MODEL.n_basis_for(small), MODEL.for_teacher(3, small).n_basis_for(small)
+        assert q_s <= q_t <= max(q_s, small - m)
+    assert kc.KDE().for_teacher(3, n) == kc.KDE()
+    res = kc.cascade(MODEL, x, y, key=jax.random.key(1))
+    assert res.teacher.basis.shape[0] == wide.n_basis
+    assert res.stages[0].capacity == MODEL.n_basis_for(res.stages[0].n) == res.student.basis.shape[0]

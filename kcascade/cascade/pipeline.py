@@ -5,7 +5,9 @@ n_s = ceil(100 n^{1/4}) rows, select every smoothing parameter on it, carry
 the scale parameter to n rows with a scaling law (theta copied), and fit the
 teacher once on all rows at the transferred values (by default, where the
 estimator can, re-picking the scale parameter from the statistics of that
-one pass: ``teacher_lambda``).
+one pass: ``teacher_lambda``). The teacher may be a wider model than the
+students (``Estimator.for_teacher``: a Gaussian SS-ANOVA's teacher has twice
+the rule's basis points), since it is fitted once.
 
 The cascade talks to the estimator only through ``kcascade.protocol``: the
 options it is given are checked against the estimator's declared
@@ -233,6 +235,10 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         with the same compiled fit; their hyperparameters are combined by the
         element-wise median of the log values (``combine``). ``student`` is
         the first one's fit.
+      (The teacher is fitted with ``model.for_teacher(d, n)``: the model
+        itself, except Gaussian ``SSANOVA`` with the rule's basis size, whose
+        teacher gets ``TEACHER_BASIS`` = 2 times as many basis points; give
+        ``n_basis`` to fix q for students and teacher alike.)
       refine: gradient steps of the teacher's own score taken from the
         transferred values (0 = none: the teacher is fitted once; models with
         the "refine" capability).
@@ -296,6 +302,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         protocol.require(model, ["init"], _OPTION_NAMES)
     law = model.default_law(d) if law is None else law
     k_sub, k_students, k_teacher = _keys(key, len(sizes), students)
+    teacher_model = model.for_teacher(d, n)
 
     def stage_rows(i, size):
         """The B students' rows of stage i: disjoint blocks of one random
@@ -316,7 +323,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_start = time.perf_counter()
     # (no thread where the model keeps the protocol's no-op precompile)
     ahead = src is None and type(model).precompile is not protocol.Estimator.precompile
-    compiling = _compile_beside(model, x, y, k_teacher, teacher_options) if ahead else None
+    compiling = _compile_beside(teacher_model, x, y, k_teacher, teacher_options) if ahead else None
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)
@@ -330,20 +337,20 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         student = fits[0]
         hyper = fits[0].hyper if students == 1 else combine([f.hyper for f in fits])
         hyper, prev = jax.block_until_ready(hyper), size
-        staged.append(Stage(size, model.capacity(size), hyper))
+        staged.append(Stage(size, student_model.capacity(size), hyper))
     t_student = time.perf_counter()
     hyper_teacher = jax.block_until_ready(transfer(hyper, law, prev, n))
     t_transfer = time.perf_counter()
     if refine:
         scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v is not None and v is not False}
-        hyper_teacher = jax.block_until_ready(model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
+        hyper_teacher = jax.block_until_ready(teacher_model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
                                                            **scale_options))
     t_refine = time.perf_counter()
     if compiling is not None:
         compiling.join()
     with progress_lines.phase(f"teacher on {n} rows at the transferred values", on=bool(progress)):
         teacher = jax.block_until_ready(protocol.fit_with(
-            model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=(student if students == 1 else tuple(fits)) if warm_start else None,
+            teacher_model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=(student if students == 1 else tuple(fits)) if warm_start else None,
             **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,
