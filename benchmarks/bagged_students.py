@@ -72,15 +72,16 @@ def main():
             # full selection on the teacher's own basis points (the key the
             # cascade fits its teacher with): the ratio to it leaves out the
             # basis draw's own spread, which the first ratio includes
-            row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=kc.teacher_key(key)), xt, ft)
+            tk = kc.teacher_key(key)
+            row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=tk), xt, ft)
             # full selection with the teacher's own model (its wider basis,
             # ``model.for_teacher``) on its basis points: the ratio to it is
             # the cascade's loss at equal capacity
             wide = model.for_teacher(x.shape[1], args.n)
             row["teacher_q"] = wide.n_basis_for(args.n)
             if args.same_model:
-                wide.fit(x, y, key=kc.teacher_key(key))     # warm-up: compiles
-                fit_w, row["full_wide_s"] = common.timed(wide.fit, x, y, key=kc.teacher_key(key))
+                wide.fit(x, y, key=tk)     # warm-up: compiles
+                fit_w, row["full_wide_s"] = common.timed(wide.fit, x, y, key=tk)
                 row["full_wide_mse"] = bed.mse_of(fit_w, xt, ft)
             methods = {f"B{b}": dict(students=b) for b in args.students}
             if args.extras:
@@ -88,10 +89,11 @@ def main():
             for label, options in methods.items():
                 common.timed(kc.cascade, model, x, y, key=key, **options)      # warm-up
                 res, s = common.timed(kc.cascade, model, x, y, key=key, **options)
-                row[f"{label}_ratio"] = bed.mse_of(res.teacher, xt, ft) / row["full_mse"]
-                row[f"{label}_ratio_same_basis"] = bed.mse_of(res.teacher, xt, ft) / row["full_tk_mse"]
+                mse = bed.mse_of(res.teacher, xt, ft)
+                row[f"{label}_ratio"] = mse / row["full_mse"]
+                row[f"{label}_ratio_same_basis"] = mse / row["full_tk_mse"]
                 if args.same_model:
-                    row[f"{label}_ratio_same_model"] = bed.mse_of(res.teacher, xt, ft) / row["full_wide_mse"]
+                    row[f"{label}_ratio_same_model"] = mse / row["full_wide_mse"]
                 row[f"{label}_s"] = s
             common.timed(wide.fit, x, y, key=key, hyper=res.hyper_teacher)     # warm-up
             _, row["teacher_s"] = common.timed(wide.fit, x, y, key=key, hyper=res.hyper_teacher)

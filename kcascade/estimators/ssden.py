@@ -406,7 +406,8 @@ def _scale_search(prob, s, b0, alpha):
     resolved = jnp.isfinite(values)
     best = jnp.where(jnp.any(resolved), jnp.argmin(values), 0)
     # offsets descend: best + 1 is the next smaller lambda
-    at_edge = jnp.any(resolved) & (best + 1 < offsets.shape[0]) & ~resolved[jnp.minimum(best + 1, offsets.shape[0] - 1)]
+    below = jnp.minimum(best + 1, offsets.shape[0] - 1)
+    at_edge = jnp.any(resolved) & (best + 1 < offsets.shape[0]) & ~resolved[below]
 
     def bisect(_, carry):
         hi, lo, value, b = carry            # hi: resolved and best so far; lo: not resolved
@@ -417,8 +418,7 @@ def _scale_search(prob, s, b0, alpha):
         return (jnp.where(better, mid, hi), jnp.where(better, lo, mid),
                 jnp.where(better, v, value), jnp.where(better, b_mid, b))
 
-    lo = offsets[jnp.minimum(best + 1, offsets.shape[0] - 1)]
-    start = (offsets[best], lo, values[best], bs[best])
+    start = (offsets[best], offsets[below], values[best], bs[best])
     return s + jax.lax.cond(at_edge, lambda: jax.lax.fori_loop(0, BOUNDARY_STEPS, bisect, start)[0],
                             lambda: offsets[best])
 
