@@ -16,13 +16,16 @@ over full selection with the teacher's own model on its basis points, the
 cascade's loss at equal capacity and basis (``--no-same-model`` skips it); the seconds of one teacher fit at fixed
 hyperparameters (``teacher_s``, the teacher's model), so that ``B{b}_cost`` = cascade seconds /
 teacher seconds. ``--extras``: also the default cascade (B = 3) with
-``teacher_lambda="select"`` (``sel_*``) and with ``refine=3`` (``ref3_*``).
+``teacher_lambda="select"`` (``sel_*``: lambda alone re-picked by the
+teacher, no group pass; ``--select`` adds only this one) and with ``refine=3`` (``ref3_*``).
+``--reuse JSON`` takes full selection's figures from an earlier run.
 Prints per-case rows and the median and worst ratio to full selection per
 method; writes results/bagged_students[_quick][_TAG].json and .png.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -55,37 +58,56 @@ def main():
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--no-same-model", dest="same_model", action="store_false",
                     help="skip full selection with the teacher's wider model (for_teacher)")
+    ap.add_argument("--select", action="store_true",
+                    help="also the default cascade (B = 3) with teacher_lambda='select' (sel_*; part of --extras)")
+    ap.add_argument("--reuse", default=None, metavar="JSON",
+                    help="take full selection's figures (full_*, and full_wide_* where there) for each (case, n, "
+                         "seed) from an earlier run's JSON instead of fitting again: full selection is "
+                         "deterministic given the key, and at 1e6 it is most of the run's time")
     ap.add_argument("--basis-draw", default="spread", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
     args = ap.parse_args()
     if args.quick:
         args.n, args.cases = 5000, CASES[:3]
     name_out = "bagged_students" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     rows = []
+    earlier = {} if args.reuse is None else {(r["case"], r["n"], r["seed"]): r
+                                             for r in json.load(open(args.reuse))["rows"]}
     for name in args.cases:
         model = bed.model_of(name, basis_draw=args.basis_draw)
         for seed in range(args.seeds):
             x, y, xt, ft = bed.data(name, "low", seed, args.n)
             key = jax.random.key(seed)
-            common.timed(model.fit, x, y, key=key)      # warm-up: compiles
-            full, s_full = common.timed(model.fit, x, y, key=key)
-            row = dict(case=name, n=args.n, seed=seed, full_mse=bed.mse_of(full, xt, ft), full_s=s_full)
-            # full selection on the teacher's own basis points (the key the
-            # cascade fits its teacher with): the ratio to it leaves out the
-            # basis draw's own spread, which the first ratio includes
             tk = kc.teacher_key(key)
-            row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=tk), xt, ft)
-            # full selection with the teacher's own model (its wider basis,
-            # ``model.for_teacher``) on its basis points: the ratio to it is
-            # the cascade's loss at equal capacity
             wide = model.for_teacher(x.shape[1], args.n)
-            row["teacher_q"] = wide.n_basis_for(args.n)
-            if args.same_model:
+            before = earlier.get((name, args.n, seed))
+            if before is not None:
+                row = dict(case=name, n=args.n, seed=seed, full_from=args.reuse,
+                           **{k: v for k, v in before.items() if k.startswith("full_")})
+                row["teacher_q"] = wide.n_basis_for(args.n)
+                if args.same_model and "full_wide_mse" not in row:
+                    raise SystemExit(f"--reuse {args.reuse}: no full_wide_mse for {name} seed {seed}; "
+                                     "add --no-same-model")
+            else:
+                common.timed(model.fit, x, y, key=key)      # warm-up: compiles
+                full, s_full = common.timed(model.fit, x, y, key=key)
+                row = dict(case=name, n=args.n, seed=seed, full_mse=bed.mse_of(full, xt, ft), full_s=s_full)
+                # full selection on the teacher's own basis points (the key the
+                # cascade fits its teacher with): the ratio to it leaves out the
+                # basis draw's own spread, which the first ratio includes
+                row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=tk), xt, ft)
+                # full selection with the teacher's own model (its wider basis,
+                # ``model.for_teacher``) on its basis points: the ratio to it is
+                # the cascade's loss at equal capacity
+                row["teacher_q"] = wide.n_basis_for(args.n)
+            if args.same_model and before is None:
                 wide.fit(x, y, key=tk)     # warm-up: compiles
                 fit_w, row["full_wide_s"] = common.timed(wide.fit, x, y, key=tk)
                 row["full_wide_mse"] = bed.mse_of(fit_w, xt, ft)
             methods = {f"B{b}": dict(students=b) for b in args.students}
+            if args.extras or args.select:
+                methods.update(sel=dict(students=3, teacher_lambda="select"))
             if args.extras:
-                methods.update(sel=dict(students=3, teacher_lambda="select"), ref3=dict(students=3, refine=3))
+                methods.update(ref3=dict(students=3, refine=3))
             for label, options in methods.items():
                 common.timed(kc.cascade, model, x, y, key=key, **options)      # warm-up
                 res, s = common.timed(kc.cascade, model, x, y, key=key, **options)
@@ -102,7 +124,8 @@ def main():
             rows.append(row)
             common.print_table([row], list(row))
             common.save(name_out, dict(machine=common.machine(), args=vars(args), rows=rows, partial=True))
-    labels = [f"B{b}" for b in args.students] + (["sel", "ref3"] if args.extras else [])
+    labels = ([f"B{b}" for b in args.students] + (["sel"] if args.extras or args.select else [])
+              + (["ref3"] if args.extras else []))
     summary = [dict(method=m, ratio_median=float(np.median([r[f"{m}_ratio"] for r in rows])),
                     ratio_worst=float(max(r[f"{m}_ratio"] for r in rows)),
                     same_basis_median=float(np.median([r[f"{m}_ratio_same_basis"] for r in rows])),

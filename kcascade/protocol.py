@@ -38,6 +38,10 @@ in ``CAPABILITIES``); an option outside it is rejected before any work by
 - "scale_search": ``fit(..., hyper=h, scale_search=True)`` keeps the relative
   hyperparameters of ``h`` and re-selects the scale parameter from the
   statistics of the single pass (``kc.cascade(teacher_lambda="select")``);
+- "group_search": ``fit(..., hyper=h, scale_search="groups")`` also
+  re-selects one multiplier per group of relative hyperparameters (SS-ANOVA:
+  main effects, interactions) from one pass
+  (``kc.cascade(teacher_lambda="groups")``);
 - "warm_start": ``fit(..., hyper=h, start=student_fit)`` starts an
   iterative fit from a smaller fit (or from a tuple of fits: bagged
   students);
@@ -62,6 +66,7 @@ CAPABILITIES = {
     "refine": "refinement of its own score (refine)",
     "refine_on_mesh": "refinement of its own score on a device mesh (refine with mesh)",
     "scale_search": "re-selection of the scale parameter on the teacher's pass (teacher_lambda='select')",
+    "group_search": "re-selection of the scale and of group multipliers on the teacher's pass (teacher_lambda='groups')",
     "warm_start": "a warm start from the student's fit (warm_start)",
     "mesh": "a device mesh (mesh)",
     "progress": "progress lines (progress)",

@@ -25,7 +25,7 @@ def test_cascade_pipeline(data):
     expect = kc.transfer(res.hyper_student, kc.laws.smoothing_spline(), res.n_student, 4000)
     np.testing.assert_allclose(float(res.hyper_teacher.log_lambda), float(expect.log_lambda))
     np.testing.assert_allclose(np.asarray(res.teacher.hyper.log_theta), np.asarray(res.hyper_student.log_theta))
-    assert set(res.timings) == {"student", "transfer", "refine", "teacher", "total"}
+    assert set(res.timings) == {"student", "transfer", "groups", "refine", "teacher", "total"}
     assert all(v >= 0 for v in res.timings.values())
     # more data at transferred smoothing beats the student alone
     mse = lambda fit: np.mean((np.asarray(fit.predict(xt)) - ft) ** 2)  # noqa: E731
@@ -76,19 +76,73 @@ def test_teacher_selects_lambda_along_transferred_theta(data):
     key = jax.random.key(3)
     by_law = kc.cascade(MODEL, x, y, key=key, teacher_lambda="law")
     chosen = kc.cascade(MODEL, x, y, key=key, teacher_lambda="select")
-    # the default: "select" for the Gaussian SS-ANOVA, which declares scale_search
-    default = kc.cascade(MODEL, x, y, key=key)
-    np.testing.assert_array_equal(np.asarray(default.hyper_teacher.log_lambda), np.asarray(chosen.hyper_teacher.log_lambda))
     np.testing.assert_allclose(np.asarray(chosen.hyper_teacher.log_theta), np.asarray(by_law.hyper_teacher.log_theta))
     assert abs(float(chosen.hyper_teacher.log_lambda - by_law.hyper_teacher.log_lambda)) <= 6.0
     _, _, k_teacher = jax.random.split(key, 3)
     # the teacher's choice is the best of its grid, so no worse than the law's value
     assert float(MODEL.score_at(x, y, chosen.hyper_teacher, key=k_teacher)) <= \
         float(MODEL.score_at(x, y, by_law.hyper_teacher, key=k_teacher)) * (1 + 1e-12)
-    with pytest.raises(ValueError, match=r"teacher_lambda: expected None, 'law' or 'select', got 'grid'"):
+    with pytest.raises(ValueError, match=r"teacher_lambda: expected None, 'law', 'select' or 'groups', got 'grid'"):
         kc.cascade(MODEL, x, y, key=key, teacher_lambda="grid")
     with pytest.raises(ValueError, match=r"scale_search: needs hyper"):
         MODEL.fit(x, y, key=key, scale_search=True)
+
+
+def test_group_search_keeps_ratios_within_groups_and_lowers_the_score(data):
+    """``fit(hyper=h, scale_search="groups")``: the thetas move by one
+    multiplier per group (main effects, interactions), the score is no
+    larger than lambda's own search from the same h, and the fit is the
+    fixed-hyperparameter fit at the hyper it reports (against a dense numpy
+    solve of that fit's penalized least squares: tests/test_ssanova.py)."""
+    from kcascade.estimators import ssanova_engine as engine
+    x, y, *_ = data
+    key = jax.random.key(4)
+    d = x.shape[1]
+    groups = np.asarray(engine.order_groups(MODEL.structure(d)))
+    assert set(groups) == {0, 1}
+    full = MODEL.fit(x, y, key=key)
+    # a start with the interactions 20x too heavy against the main effects
+    h = kc.Hyper(full.hyper.log_lambda, full.hyper.log_theta + np.where(groups == 1, 3.0, 0.0))
+    lam = MODEL.fit(x, y, key=key, hyper=h, scale_search=True)
+    grp = MODEL.fit(x, y, key=key, hyper=h, scale_search="groups")
+    moved = np.asarray(grp.hyper.log_theta) - np.asarray(h.log_theta)
+    for g in (0, 1):
+        np.testing.assert_allclose(moved[groups == g], moved[groups == g][0], atol=1e-9)
+    # the interactions come back down towards full selection's ratio
+    assert moved[groups == 1][0] - moved[groups == 0][0] < -1.0
+    assert float(grp.score) <= float(lam.score) * (1 + 1e-12)
+    again = MODEL.fit(x, y, key=key, hyper=grp.hyper)
+    np.testing.assert_allclose(np.asarray(again.predict(x[:200])), np.asarray(grp.predict(x[:200])),
+                               rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(float(again.score), float(grp.score), rtol=1e-8)
+    # an additive model has one group: as scale_search=True
+    additive = kc.SSANOVA(order=1)
+    ha = additive.fit(x, y, key=key).hyper
+    np.testing.assert_allclose(float(additive.fit(x, y, key=key, hyper=ha, scale_search="groups").score),
+                               float(additive.fit(x, y, key=key, hyper=ha, scale_search=True).score), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"scale_search: expected False, True or 'groups', got 'all'"):
+        MODEL.fit(x, y, key=key, hyper=h, scale_search="all")
+
+
+def test_default_cascade_runs_the_group_pass(data):
+    """The default teacher_lambda for a Gaussian SS-ANOVA is "groups": a group
+    pass on ``group_rows`` rows, whose thetas (one multiplier per group on
+    the students') the teacher keeps, re-picking lambda."""
+    from kcascade.cascade import pipeline
+    from kcascade.estimators import ssanova_engine as engine
+    x, y, *_ = data
+    key = jax.random.key(3)
+    res = kc.cascade(MODEL, x, y, key=key)
+    assert res.timings["groups"] > 0
+    groups = np.asarray(engine.order_groups(MODEL.structure(x.shape[1])))
+    moved = np.asarray(res.hyper_teacher.log_theta) - np.asarray(res.hyper_student.log_theta)
+    for g in (0, 1):
+        np.testing.assert_allclose(moved[groups == g], moved[groups == g][0], atol=1e-9)
+    assert pipeline.group_rows(4000, 632, 3) == 1896          # the students' rows together
+    assert pipeline.group_rows(100_000, 1779, 3) == 25_000    # GROUP_ROWS of n
+    assert pipeline.group_rows(1000, 400, 3) == 1000          # never more than n
+    with pytest.raises(ValueError, match=r"teacher_lambda='groups': KDE does not support"):
+        kc.cascade(kc.KDE(), x, key=key, teacher_lambda="groups")
 
 
 @pytest.mark.slow

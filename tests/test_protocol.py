@@ -17,6 +17,7 @@ OPTIONS = {
     "stages": (dict(stages=(60, 120)), "init"),
     "refine": (dict(refine=1), "refine"),
     "teacher_lambda": (dict(teacher_lambda="select"), "scale_search"),
+    "teacher_groups": (dict(teacher_lambda="groups"), "group_search"),
     "warm_start": (dict(warm_start=True), "warm_start"),
     "mesh": (dict(mesh="MESH"), "mesh"),
     "progress": (dict(progress=True), "progress"),
@@ -35,11 +36,12 @@ def _args(name, data):
 
 
 def test_declared_capabilities_are_known():
-    assert len(UNSUPPORTED) == 9
+    assert len(UNSUPPORTED) == 11
     for model in ESTIMATORS.values():
         assert isinstance(model, protocol.Estimator)
         assert model.capabilities <= set(protocol.CAPABILITIES)
-    assert ESTIMATORS["SSANOVA"].capabilities == {"init", "refine", "scale_search", "mesh", "progress", "source"}
+    assert ESTIMATORS["SSANOVA"].capabilities == {"init", "refine", "scale_search", "group_search", "mesh",
+                                                  "progress", "source"}
     assert ESTIMATORS["KDE"].capabilities == {"init", "progress"}
     assert ESTIMATORS["NetRegressor"].capabilities == {"warm_start", "progress"}
 

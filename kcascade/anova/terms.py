@@ -130,7 +130,7 @@ def tables(structure: Structure, grids, basis, domains) -> dict:
     return out
 
 
-def features(structure: Structure, u, basis, domains, tables=None, theta=None, shift=None):
+def features(structure: Structure, u, basis, domains, tables=None, theta=None, shift=None, groups=None):
     """Null-space columns and per-component kernel blocks at scaled points.
 
     Args:
@@ -143,6 +143,8 @@ def features(structure: Structure, u, basis, domains, tables=None, theta=None, s
         sum_b theta_b (R_b - shift_b) (c, q), formed block by block so that the
         K blocks are never held at once (one fused loop: the narrow pass).
       shift: with theta, (K, q) values subtracted from each block first.
+      groups: None, or with theta a static tuple, the group (0 .. G-1) of
+        each component: then r is (G, c, q), one weighted sum per group.
     Returns:
       s: (c, m) null-space columns (column 0 is the constant).
       r: (K, c, q) kernel blocks R_beta(u_i, basis_j), or with ``theta``
@@ -181,8 +183,16 @@ def features(structure: Structure, u, basis, domains, tables=None, theta=None, s
                 block = block * factor(*f)
             blocks.append(block)
         return s, jnp.stack(blocks, axis=0)
-    total = _nested_sum(list(enumerate(structure.components)), 0, factor, theta)
-    return s, total - jnp.einsum("k,kq->q", theta, shift)[None, :]
+    items = list(enumerate(structure.components))
+    if groups is None:
+        total = _nested_sum(items, 0, factor, theta)
+        return s, total - jnp.einsum("k,kq->q", theta, shift)[None, :]
+    sums = []
+    for g in range(max(groups) + 1):
+        mine = [(b, comp) for b, comp in items if groups[b] == g]
+        weights = jnp.where(jnp.asarray(groups) == g, theta, 0.0)
+        sums.append(_nested_sum(mine, 0, factor, theta) - jnp.einsum("k,kq->q", weights, shift)[None, :])
+    return s, jnp.stack(sums, axis=0)
 
 
 def _nested_sum(items, depth, factor, theta):

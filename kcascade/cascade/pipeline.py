@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import threading
 import time
 from typing import Any, NamedTuple
@@ -31,6 +32,7 @@ from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
 _OPTION_NAMES = {"init": "stages", "refine": "refine", "refine_on_mesh": "refine with mesh", "scale_search": "teacher_lambda='select'",
+                 "group_search": "teacher_lambda='groups'",
                  "warm_start": "warm_start", "mesh": "mesh", "progress": "progress", "source": "x"}
 
 
@@ -63,7 +65,7 @@ class CascadeFit:
       teacher: the fit on all rows.
       stages: one ``Stage`` per student stage, in order.
       law: the scaling law used.
-      timings: wall seconds per phase: "student", "transfer", "refine", "teacher", "total".
+      timings: wall seconds per phase: "student", "transfer", "groups", "refine", "teacher", "total".
     """
 
     student: Any
@@ -183,6 +185,9 @@ def _blocks_of(x, y, key, size, students):
     return tuple((x[i], None if y is None else y[i]) for i in idx)
 
 
+_GROUP_FOLD = 99_999   # fold_in(subsample key, _GROUP_FOLD) draws the group pass's rows
+
+
 @compilation.jit
 def combine(hypers):
     """The element-wise median of several students' hyperparameters (pytrees
@@ -190,19 +195,40 @@ def combine(hypers):
     return jax.tree.map(lambda *leaves: jnp.median(jnp.stack(leaves), axis=0), *hypers)
 
 
-def _compile_beside(model, x, y, key, options):
-    """A started thread compiling the teacher's program (``model.precompile``)
-    while the students run: XLA compiles on one core, so on a machine with
-    two or more the teacher's compilation costs no wall time in a fresh
-    process. A failure there is left for the teacher's own call to meet."""
+def _compile_beside(jobs):
+    """A started thread compiling the programs of later phases
+    (``model.precompile``; ``jobs``: (model, x, y, key, options) each, in
+    order) while the students run: XLA compiles on one core, so on a machine
+    with two or more their compilation costs no wall time in a fresh
+    process. A failure there is left for the phase's own call to meet."""
     def run():
-        try:
-            protocol.precompile_with(model, x, y, key=key, **options)
-        except Exception:   # noqa: BLE001 (the teacher's call compiles, and reports, itself)
-            pass
+        for model, x, y, key, options in jobs:
+            try:
+                protocol.precompile_with(model, x, y, key=key, **options)
+            except Exception:   # noqa: BLE001 (the phase's call compiles, and reports, itself)
+                pass
     thread = threading.Thread(target=run, name="kcascade-teacher-compile", daemon=True)
     thread.start()
     return thread
+
+
+# teacher_lambda="groups": the group pass runs on GROUP_ROWS of the teacher's
+# rows, with the students' model (the rule's q): statistics of width m + 2 q
+# cost about what the teacher's own pass (m + 2 q wide, TEACHER_BASIS) costs
+# per row, so the group pass costs about a quarter of a teacher fit. Measured
+# (benchmarks/bagged_students.py rows, B = 3, test MSE over full selection,
+# the group pass on 1 / 0.5 / 0.25 of the rows): at 1e5 add4 seed 1 1.328 ->
+# 1.126 / 1.126 / 1.18, mixed4 seed 0 1.133 -> 1.144 / 1.189 / 1.138; at 1e6
+# add4 1.397 -> 1.176 / 1.172 / 1.174 (group pass 4.8 / 2.1 / 1.2 s against
+# the teacher's 4.1 s), mixed4 1.305 -> 1.256 / 1.247 / 1.258, friedman4
+# 1.145 -> 1.138 / 1.139 / 1.145.
+GROUP_ROWS = 0.25
+
+
+def group_rows(n: int, n_student: int, students: int) -> int:
+    """Rows of the group pass of ``teacher_lambda="groups"``: GROUP_ROWS of n,
+    and no fewer than the students had together (nor more than n)."""
+    return int(min(n, max(math.ceil(GROUP_ROWS * n), n_student * students)))
 
 
 def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, students: int | None = None,
@@ -245,9 +271,18 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
       teacher_lambda: "law" (the reference rule: lambda as transferred),
         "select": the teacher keeps the transferred relative weights and picks
         its scale parameter by its own score from the statistics of its single
-        pass (models with the "scale_search" capability), or None (default):
-        "select" where the model declares "scale_search" (Gaussian SS-ANOVA,
-        SSDensity), else "law". Measured for the default: teacher test MSE over full
+        pass (models with the "scale_search" capability), "groups": before
+        the teacher, a group pass with the students' model on
+        ``group_rows(n, n_s, B)`` rows (GROUP_ROWS = 1/4 of them, drawn with
+        the subsample key) picks lambda and one multiplier for the
+        main effects' thetas and one for the interactions' by its own score
+        (``SSANOVA.fit(..., scale_search="groups")``), then the teacher
+        picks lambda along those thetas as with "select" (models with the
+        "group_search" capability: Gaussian SS-ANOVA on rows in memory), or
+        None (default): "groups" where the model declares "group_search",
+        else "select" where it declares "scale_search" (SSDensity, a
+        chunked source), else "law". Measured for "groups" against "select": see
+        the README's bagged-students tables. Measured for the default: teacher test MSE over full
         selection's, median (worst) over bed truths, law -> select: 1.052
         (1.527) -> 1.043 (1.257) at n = 1e5 and 1.757 (2.036) -> 1.205 (1.986)
         at 1e6 (``benchmarks/bagged_students.py``), at the same cost (no
@@ -274,13 +309,16 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         raise ValueError(f"refine: expected an integer >= 0, got {refine!r}")
     checks.random_key(key)
     if teacher_lambda is None:
-        teacher_lambda = "select" if "scale_search" in getattr(model, "capabilities", ()) else "law"
-    if teacher_lambda not in ("law", "select"):
-        raise ValueError(f"teacher_lambda: expected None, 'law' or 'select', got {teacher_lambda!r}")
+        able = getattr(model, "capabilities", ())
+        teacher_lambda = ("groups" if "group_search" in able and not sources.is_source(x) else
+                          "select" if "scale_search" in able else "law")
+    if teacher_lambda not in ("law", "select", "groups"):
+        raise ValueError(f"teacher_lambda: expected None, 'law', 'select' or 'groups', got {teacher_lambda!r}")
     if law is not None and not isinstance(law, scaling.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
-    teacher_options = dict(scale_search=teacher_lambda == "select", mesh=mesh, progress=progress)
-    wanted = dict(teacher_options, refine=refine > 0, warm_start=warm_start,
+    teacher_options = dict(scale_search=teacher_lambda != "law", mesh=mesh, progress=progress)
+    wanted = dict(teacher_options, scale_search=teacher_lambda == "select", group_search=teacher_lambda == "groups",
+                  refine=refine > 0, warm_start=warm_start,
                   refine_on_mesh=refine > 0 and mesh is not None)
     protocol.require(model, [name for name, on in wanted.items() if on is not None and on is not False],
                      _OPTION_NAMES)
@@ -291,6 +329,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
             raise ValueError("y: a chunked source holds the responses; give y=None")
         if refine or mesh is not None:
             raise ValueError("refine, mesh: not available with a chunked source yet; give refine=0 and mesh=None")
+        if teacher_lambda == "groups":
+            raise ValueError("teacher_lambda: 'groups' is not available with a chunked source yet; give 'select'")
         columns, n, d = None, src.n_rows, src.n_columns
     else:
         x, columns = frames.split(x)
@@ -323,7 +363,13 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_start = time.perf_counter()
     # (no thread where the model keeps the protocol's no-op precompile)
     ahead = src is None and type(model).precompile is not protocol.Estimator.precompile
-    compiling = _compile_beside(teacher_model, x, y, k_teacher, teacher_options) if ahead else None
+    if teacher_lambda == "groups":
+        n_group = group_rows(n, sizes[-1], students)
+        x_g, y_g = (x, y) if n_group == n else _blocks_of(x, y, jax.random.fold_in(k_sub, _GROUP_FOLD), n_group, 1)[0]
+        group_options = dict(scale_search="groups", mesh=mesh)
+    jobs = ([(model, x_g, y_g, k_teacher, group_options)] if teacher_lambda == "groups" else []) + [
+        (teacher_model, x, y, k_teacher, teacher_options)]
+    compiling = _compile_beside(jobs) if ahead else None
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
         init = None if hyper is None else transfer(hyper, law, prev, size)
@@ -341,6 +387,13 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_student = time.perf_counter()
     hyper_teacher = jax.block_until_ready(transfer(hyper, law, prev, n))
     t_transfer = time.perf_counter()
+    if teacher_lambda == "groups":
+        with progress_lines.phase(f"group pass on {n_group} rows", on=bool(progress)):
+            grouped = jax.block_until_ready(protocol.fit_with(model, x_g, y_g, key=k_teacher,
+                                                              hyper=transfer(hyper, law, prev, n_group),
+                                                              **group_options))
+        hyper_teacher = jax.block_until_ready(transfer(grouped.hyper, law, n_group, n))
+    t_groups = time.perf_counter()
     if refine:
         scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v is not None and v is not False}
         hyper_teacher = jax.block_until_ready(teacher_model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
@@ -353,7 +406,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
             teacher_model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=(student if students == 1 else tuple(fits)) if warm_start else None,
             **teacher_options))
     t_end = time.perf_counter()
-    timings = dict(student=t_student - t_start, transfer=t_transfer - t_student,
-                   refine=t_refine - t_transfer, teacher=t_end - t_refine, total=t_end - t_start)
+    timings = dict(student=t_student - t_start, transfer=t_transfer - t_student, groups=t_groups - t_transfer,
+                   refine=t_refine - t_groups, teacher=t_end - t_refine, total=t_end - t_start)
     student, teacher = protocol.with_columns(student, columns), protocol.with_columns(teacher, columns)
     return CascadeFit(student, teacher, tuple(staged), law, timings)

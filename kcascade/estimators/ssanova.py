@@ -154,7 +154,7 @@ class SSANOVA(protocol.Estimator):
         and Poisson: init, warm_start (the student's eta starts the teacher's
         IRLS), mesh, progress."""
         if self.family == "gaussian":
-            return frozenset({"init", "refine", "scale_search", "mesh", "progress", "source"})
+            return frozenset({"init", "refine", "scale_search", "group_search", "mesh", "progress", "source"})
         return frozenset({"init", "warm_start", "mesh", "progress"})
 
     def __post_init__(self):
@@ -381,6 +381,11 @@ class SSANOVA(protocol.Estimator):
           scale_search: with ``hyper``, keep its thetas but choose lambda by
             the score on a grid of log lambda within +-6 of ``hyper.log_lambda``,
             from the same one-pass statistics (no extra pass over the rows).
+            "groups": keep the thetas' ratios within the main effects and
+            within the interactions, and choose lambda and the two groups'
+            multipliers by the score (Newton steps from the grid's lambda), from
+            one pass of statistics of width m + 2q instead of m + q (Gaussian
+            rows in memory; a model without interactions: as True).
           weights: None, or (n,) non-negative observation weights w_i of the
             weighted least squares; rows of weight 0 take no part. Binomial:
             the numbers of trials m_i (positive; m_i y_i whole numbers).
@@ -405,9 +410,11 @@ class SSANOVA(protocol.Estimator):
         checks.random_key(key)
         if hyper is not None and init is not None:
             raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
-        if scale_search and hyper is None:
+        if search_mode(scale_search) and hyper is None:
             raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
         if sources.is_source(x):
+            if search_mode(scale_search) == "groups":
+                raise ValueError("scale_search: 'groups' is not available with a chunked source yet; give True")
             protocol.require(self, ["source"], {"source": "x"})
             if y is not None or weights is not None or offset is not None or start is not None or mesh is not None:
                 raise ValueError("x: a chunked source holds the responses; give y=None (and no weights, offset, "
@@ -457,7 +464,7 @@ class SSANOVA(protocol.Estimator):
         hyper = Hyper(like((), y.dtype), like((self.structure(d).k,), y.dtype))
         model = self if gaussian else dataclasses.replace(self, family="gaussian")
         engine.fit_jit.lower(model, like((b, d), x.dtype), like((b,), y.dtype), w, key, hyper, None,
-                             bool(scale_search), None, bool(progress), not gaussian).compile()
+                             search_mode(scale_search), None, bool(progress), not gaussian).compile()
         return None
 
     def _gaussian_only(self, what: str):
@@ -539,6 +546,15 @@ def _singular_message(model, x, w):
             "them nominal.")
 
 
+def search_mode(scale_search):
+    """``fit``'s ``scale_search`` checked: False, True (lambda) or "groups"."""
+    if scale_search is None or isinstance(scale_search, (bool, np.bool_)):
+        return bool(scale_search)
+    if scale_search == "groups":
+        return "groups"
+    raise ValueError(f"scale_search: expected False, True or 'groups', got {scale_search!r}")
+
+
 def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mesh=None, progress=False,
              pilot=False):
     """The Gaussian ``model``'s fit on checked rows (x, y, w as ``fit`` makes
@@ -551,7 +567,7 @@ def fit_rows(model, x, y, w, key, hyper=None, init=None, scale_search=False, mes
             f"selection of {model.structure(x.shape[1]).k} smoothing parameters")
     rows = f"{n} rows" + (f" (padded to {row_bucket(n)})" if mesh is None and row_bucket(n) != n else "")
     with progress_lines.phase(f"SS-ANOVA on {rows}: {what}", on=bool(progress)):
-        fit = _run_padded(lambda x, y, w: engine.fit_jit(model, x, y, w, key, hyper, init, bool(scale_search), mesh,
+        fit = _run_padded(lambda x, y, w: engine.fit_jit(model, x, y, w, key, hyper, init, search_mode(scale_search), mesh,
                                                          bool(progress), bool(pilot)), x, y, w, mesh)
     if checks.is_concrete(fit.score) and not np.all(np.isfinite(np.asarray(fit.score))):
         raise ValueError(_singular_message(model, x, w))

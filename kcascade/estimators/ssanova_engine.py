@@ -8,13 +8,14 @@ check the input and call the compiled entry points at the bottom.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kcascade import compilation, select
-from kcascade.anova import Design, domains_of, draw_basis, scale_rows
+from kcascade.anova import Design, domains_of, draw_basis, scale_rows, terms
 from kcascade.anova.design import BASIS_DRAWS, column_kinds, discretize
 from kcascade.estimators.ssanova_fit import Hyper, SSANOVAFit
 from kcascade.linalg import passes, scores, solve
@@ -136,10 +137,19 @@ class Problem:
         """The weighted total sum of squares of the response about its mean."""
         return self.given_tss if self.given_tss is not None else _tss(self.y, self.w)
 
+    def regrouped(self, design) -> "Problem":
+        """The same rows and statistics strategy on another design
+        (``GroupedDesign``)."""
+        prob = Problem.__new__(Problem)
+        prob.__dict__.update(self.__dict__)
+        prob.design = design
+        return prob
+
     def _pass(self, feature_fn, label):
         if self.given is not None:
             return self.given
-        k, q = self.design.structure.k, self.design.basis.shape[0]
+        # chunks sized for the widest features formed in a pass: all K blocks
+        k, q = getattr(self.design, "formed_blocks", self.design.structure.k), self.design.basis.shape[0]
         # chunks sized for the widest features of a pass (K blocks per chunk)
         chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
         st = self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
@@ -184,6 +194,49 @@ class Problem:
             return self.score_fn(f, n)
 
         return objective
+
+
+class _GroupCount(NamedTuple):
+    """The (m, k) a grouped design shows the statistics: k = G groups."""
+
+    m: int
+    k: int
+
+
+class GroupedDesign:
+    """A design whose K components are summed, at fixed thetas, into G groups
+    (``groups``: a static tuple, the group of each component): group g's
+    kernel is sum_{b in g} theta_b R_b. Its full statistics have width
+    m + G q, and a selection on it chooses lambda and one multiplier per
+    group (``teacher_groups``)."""
+
+    def __init__(self, design: Design, theta, groups: tuple):
+        self.inner, self.groups, self.theta = design, groups, theta
+        n_groups = max(groups) + 1
+        self.structure = _GroupCount(design.structure.m, n_groups)
+        self.formed_blocks = design.structure.k
+        self.basis, self.domains = design.basis, design.domains
+        self.weights = jnp.asarray(np.eye(n_groups)[list(groups)], theta.dtype) * theta[:, None]   # (K, G)
+        self.pen_blocks = jnp.einsum("kg,kab->gab", self.weights.astype(design.pen_blocks.dtype),
+                                     design.pen_blocks, precision=jax.lax.Precision.HIGHEST)
+
+    def penalty(self, theta):
+        """(q, q) sum_g theta_g (group g's kernel at the basis)."""
+        return jnp.einsum("g,gab->ab", theta, self.pen_blocks, precision=jax.lax.Precision.HIGHEST)
+
+    def full(self, uc):
+        """(c, m + G q) [S, group 1's kernel, ..., group G's], each group's
+        blocks summed as they are formed (never stacked)."""
+        d = self.inner
+        s, r = terms.features(d.structure, uc, d.basis, d.domains, d.tables, theta=self.theta.astype(uc.dtype),
+                              shift=d.shift_pen, groups=self.groups)
+        return jnp.concatenate([s - d.shift_null, jnp.transpose(r, (1, 0, 2)).reshape(uc.shape[0], -1)], axis=1)
+
+
+def order_groups(structure) -> tuple:
+    """The group of each component for ``teacher_groups``: 0 for a main
+    effect (a component of one covariate), 1 for an interaction."""
+    return tuple(0 if len(c) == 1 else 1 for c in structure.components)
 
 
 def cell_sizes(model, structure):
@@ -432,11 +485,34 @@ def _fit_problem(prob: Problem, hyper, init, scale_search=False, pilot=False) ->
         red = prob.reduce(prob.narrow(Hyper(jnp.zeros((), prob.dtype), lt)))
         hyper = Hyper(jnp.where(piloting, _grid_lambda(prob, red)[0], hyper.log_lambda.astype(prob.dtype)), lt)
     else:
+        if scale_search == "groups" and len(set(order_groups(prob.design.structure))) > 1:
+            red, hyper = _group_search(prob, hyper)
+            return _finish(prob, red, hyper)
         red = prob.reduce(prob.narrow(hyper))
         if scale_search:
             grid = hyper.log_lambda + jnp.asarray(_LOG_LAMBDA_OFFSETS, red.gamma.dtype)
             hyper = Hyper(select.grid_best(jax.vmap(lambda ll: prob.score(red, ll))(grid), grid), hyper.log_theta)
     return _finish(prob, red, hyper)
+
+
+def _group_search(prob: Problem, hyper):
+    """The teacher's search from ``hyper``: its thetas kept within each group
+    of components (``order_groups``: main effects, interactions), lambda and
+    one multiplier per group chosen by the model's score, from one pass of
+    the grouped statistics (width m + G q). Lambda first on the grid of
+    ``_LOG_LAMBDA_OFFSETS`` at multipliers 1, then Newton steps on all G
+    (``_select``). Returns (the reduced problem, the Hyper of K thetas)."""
+    groups = order_groups(prob.design.structure)
+    gprob = prob.regrouped(GroupedDesign(prob.design, jnp.exp(hyper.log_theta.astype(prob.dtype)), groups))
+    full = gprob.full()
+    ones = jnp.zeros((gprob.design.structure.k,), prob.dtype)
+    red0 = gprob.reduce(gprob.at_theta(full, ones))
+    grid = hyper.log_lambda.astype(prob.dtype) + jnp.asarray(_LOG_LAMBDA_OFFSETS, prob.dtype)
+    ll0 = select.grid_best(jax.vmap(lambda ll: gprob.score(red0, ll))(grid), grid)
+    ghyper = _select(gprob, full, Hyper(ll0, ones))
+    red = gprob.reduce(gprob.at_theta(full, ghyper.log_theta))
+    lt = hyper.log_theta.astype(prob.dtype) + ghyper.log_theta[jnp.asarray(groups)]
+    return red, Hyper(ghyper.log_lambda, lt)
 
 
 def _score_impl(model, x, y, key, hyper):
