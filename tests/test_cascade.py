@@ -138,9 +138,10 @@ def test_default_cascade_runs_the_group_pass(data):
     moved = np.asarray(res.hyper_teacher.log_theta) - np.asarray(res.hyper_student.log_theta)
     for g in (0, 1):
         np.testing.assert_allclose(moved[groups == g], moved[groups == g][0], atol=1e-9)
-    assert pipeline.group_rows(4000, 632, 3) == 1896          # the students' rows together
+    assert pipeline.group_rows(4000, 632, 3) == 4000          # below GROUP_MIN_ROWS: all rows
+    assert pipeline.group_rows(50_000, 1496, 3) == 20_000     # GROUP_MIN_ROWS
     assert pipeline.group_rows(100_000, 1779, 3) == 25_000    # GROUP_ROWS of n
-    assert pipeline.group_rows(1000, 400, 3) == 1000          # never more than n
+    assert pipeline.group_rows(100_000, 20_000, 3) == 60_000  # the students' rows together
     with pytest.raises(ValueError, match=r"teacher_lambda='groups': KDE does not support"):
         kc.cascade(kc.KDE(), x, key=key, teacher_lambda="groups")
 
