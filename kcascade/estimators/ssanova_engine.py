@@ -495,24 +495,50 @@ def _fit_problem(prob: Problem, hyper, init, scale_search=False, pilot=False) ->
     return _finish(prob, red, hyper)
 
 
+# the group search's grids: log multipliers of the interactions' thetas against
+# the main effects' (e^-12 = 6e-6: interactions gone), coarse (step 1.5), then
+# around the coarse grid's best (step 0.5); log lambda about the start's
+# (step 0.1)
+_LOG_GROUP_RATIOS = np.linspace(-12.0, 12.0, 17)
+_LOG_GROUP_FINE = np.array([-1.0, -0.5, 0.5, 1.0])
+_LOG_GROUP_LAMBDA_OFFSETS = np.linspace(-8.0, 8.0, 161)
+
+
 def _group_search(prob: Problem, hyper):
-    """The teacher's search from ``hyper``: its thetas kept within each group
-    of components (``order_groups``: main effects, interactions), lambda and
-    one multiplier per group chosen by the model's score, from one pass of
-    the grouped statistics (width m + G q). Lambda first on the grid of
-    ``_LOG_LAMBDA_OFFSETS`` at multipliers 1, then Newton steps on all G
-    (``_select``). Returns (the reduced problem, the Hyper of K thetas)."""
+    """The teacher's search from ``hyper``: its thetas kept within each of two
+    groups of components (``order_groups``: main effects, interactions); the
+    interactions' multiplier against the main effects' and lambda chosen by
+    the model's score on grids (``_LOG_GROUP_RATIOS``, then
+    ``_LOG_GROUP_FINE`` about the best; ``_LOG_GROUP_LAMBDA_OFFSETS``), from
+    one pass of the grouped statistics (width m + 2q): one diagonalisation
+    per ratio, O(q) per lambda. A grid, not Newton steps: the score along
+    the ratio can have several minima (an interaction group that helps a
+    little, or is best gone), and the grid's program compiles in a fraction
+    of a Newton search's time (a cold cascade at n = 5000: 6.3 s with Newton
+    steps, 5.0 s with a grid).
+    Returns (the reduced problem, the Hyper of K thetas)."""
     groups = order_groups(prob.design.structure)
     gprob = prob.regrouped(GroupedDesign(prob.design, jnp.exp(hyper.log_theta.astype(prob.dtype)), groups))
     full = gprob.full()
-    ones = jnp.zeros((gprob.design.structure.k,), prob.dtype)
-    red0 = gprob.reduce(gprob.at_theta(full, ones))
-    grid = hyper.log_lambda.astype(prob.dtype) + jnp.asarray(_LOG_LAMBDA_OFFSETS, prob.dtype)
-    ll0 = select.grid_best(jax.vmap(lambda ll: gprob.score(red0, ll))(grid), grid)
-    ghyper = _select(gprob, full, Hyper(ll0, ones))
-    red = gprob.reduce(gprob.at_theta(full, ghyper.log_theta))
-    lt = hyper.log_theta.astype(prob.dtype) + ghyper.log_theta[jnp.asarray(groups)]
-    return red, Hyper(ghyper.log_lambda, lt)
+    lls = hyper.log_lambda.astype(prob.dtype) + jnp.asarray(_LOG_GROUP_LAMBDA_OFFSETS, prob.dtype)
+
+    def at_ratio(k):
+        red = gprob.reduce(gprob.at_theta(full, jnp.stack([jnp.zeros_like(k), k])))
+        values = jax.vmap(lambda ll: gprob.score(red, ll))(lls)
+        return jnp.min(jnp.where(jnp.isfinite(values), values, jnp.inf)), select.grid_best(values, lls)
+
+    def best_of(ratios):
+        values, lambdas = jax.lax.map(at_ratio, ratios)
+        i = jnp.argmin(values)
+        return values[i], lambdas[i], ratios[i]
+
+    coarse = best_of(jnp.asarray(_LOG_GROUP_RATIOS, prob.dtype))
+    fine = best_of(coarse[2] + jnp.asarray(_LOG_GROUP_FINE, prob.dtype))
+    _, ll, k = jax.tree.map(lambda a, b: jnp.where(fine[0] < coarse[0], a, b), fine, coarse)
+    glt = jnp.stack([jnp.zeros_like(k), k])
+    red = gprob.reduce(gprob.at_theta(full, glt))
+    lt = hyper.log_theta.astype(prob.dtype) + glt[jnp.asarray(groups)]
+    return red, Hyper(ll, lt)
 
 
 def _score_impl(model, x, y, key, hyper):
