@@ -137,6 +137,12 @@ class Estimator(abc.ABC):
         basis, which the teacher's single fit can afford.)"""
         return self
 
+    def search_groups(self, d: int) -> int:
+        """How many groups of relative hyperparameters ``fit(...,
+        scale_search="groups")`` re-weighs for d columns (the "group_search"
+        capability); below 2 a cascade skips its group pass. Default 1."""
+        return 1
+
     def for_columns(self, columns):
         """This estimator, configured for a DataFrame's ``frames.Columns``.
         The default takes numeric columns only."""

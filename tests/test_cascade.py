@@ -144,6 +144,12 @@ def test_default_cascade_runs_the_group_pass(data):
     assert pipeline.group_rows(100_000, 20_000, 3) == 60_000  # the students' rows together
     with pytest.raises(ValueError, match=r"teacher_lambda='groups': KDE does not support"):
         kc.cascade(kc.KDE(), x, key=key, teacher_lambda="groups")
+    # an additive model has one group: no group pass, the students' thetas kept
+    additive = kc.SSANOVA(order=1)
+    assert additive.search_groups(3) == 1 and MODEL.search_groups(3) == 2
+    res = kc.cascade(additive, x, y, key=key, n_student=300)
+    assert res.timings["groups"] < 1e-3
+    np.testing.assert_allclose(np.asarray(res.hyper_teacher.log_theta), np.asarray(res.hyper_student.log_theta))
 
 
 @pytest.mark.slow

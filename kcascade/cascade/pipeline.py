@@ -371,7 +371,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     # the group pass: a fit of the students' model (its q; the teacher's
     # grouped statistics, m + 4q wide at twice the q, cost 0.45 s at 1e4
     # where the whole cascade with the students' q took 0.26 s)
-    group_pass = teacher_lambda == "groups"
+    group_pass = teacher_lambda == "groups" and model.search_groups(d) > 1   # else: as "select"
     if group_pass:
         n_group = group_rows(n, sizes[-1], students)
         x_g, y_g = (x, y) if n_group == n else _blocks_of(x, y, jax.random.fold_in(k_sub, _GROUP_FOLD), n_group, 1)[0]

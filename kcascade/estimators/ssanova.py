@@ -255,6 +255,11 @@ class SSANOVA(protocol.Estimator):
         wide = max(q, min(int(TEACHER_BASIS * q), n - self.structure(d).m))
         return self if wide == q else dataclasses.replace(self, n_basis=wide)
 
+    def search_groups(self, d: int) -> int:
+        """2 where the model has both main effects and interactions (the groups
+        of ``fit(..., scale_search="groups")``), else 1."""
+        return len(set(engine.order_groups(self.structure(d))))
+
     def min_rows(self, d: int) -> int:
         """The fewest rows a fit accepts: basis size plus null-space size."""
         m, n = self.structure(d).m, 1
