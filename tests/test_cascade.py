@@ -124,20 +124,29 @@ def test_group_search_keeps_ratios_within_groups_and_lowers_the_score(data):
         MODEL.fit(x, y, key=key, hyper=h, scale_search="all")
 
 
-def test_default_cascade_runs_the_group_pass(data):
+def test_default_cascade_runs_the_group_pass(data, monkeypatch):
     """The default teacher_lambda for a Gaussian SS-ANOVA is "groups": a group
     pass on ``group_rows`` rows, whose thetas (one multiplier per group on
-    the students') the teacher keeps, re-picking lambda."""
+    the students') the teacher keeps, re-picking lambda; only where those
+    rows are at most half of n (here with the floor lowered so that 4000
+    rows qualify), else as "select"."""
     from kcascade.cascade import pipeline
     from kcascade.estimators import ssanova_engine as engine
     x, y, *_ = data
     key = jax.random.key(3)
+    plain = kc.cascade(MODEL, x, y, key=key)
+    select = kc.cascade(MODEL, x, y, key=key, teacher_lambda="select")
+    assert plain.timings["groups"] < 1e-3
+    np.testing.assert_array_equal(np.asarray(plain.hyper_teacher.log_lambda), np.asarray(select.hyper_teacher.log_lambda))
+    monkeypatch.setattr(pipeline, "GROUP_MIN_ROWS", 1000)
+    assert pipeline.group_rows(4000, 632, 3) == 1896          # the students' rows together
     res = kc.cascade(MODEL, x, y, key=key)
     assert res.timings["groups"] > 0
     groups = np.asarray(engine.order_groups(MODEL.structure(x.shape[1])))
     moved = np.asarray(res.hyper_teacher.log_theta) - np.asarray(res.hyper_student.log_theta)
     for g in (0, 1):
         np.testing.assert_allclose(moved[groups == g], moved[groups == g][0], atol=1e-9)
+    monkeypatch.undo()
     assert pipeline.group_rows(4000, 632, 3) == 4000          # below GROUP_MIN_ROWS: all rows
     assert pipeline.group_rows(50_000, 1496, 3) == 20_000     # GROUP_MIN_ROWS
     assert pipeline.group_rows(100_000, 1779, 3) == 25_000    # GROUP_ROWS of n
