@@ -124,6 +124,24 @@ def test_group_search_keeps_ratios_within_groups_and_lowers_the_score(data):
         MODEL.fit(x, y, key=key, hyper=h, scale_search="all")
 
 
+def test_group_search_with_weights_and_a_discretized_pass(data):
+    """The grouped statistics go through the same pass as every other: with
+    row weights and rounded rows summarised by cells (``discretize``), the
+    fit from ``scale_search="groups"`` is again the fixed-hyperparameter fit
+    at the hyper it reports."""
+    x, y, *_ = data
+    x, y = x[:1500], y[:1500]
+    w = np.where(x[:, 0] > 0.5, 2.0, 1.0)
+    model = kc.SSANOVA(order=2, discretize=8)   # 8^3 cells <= n / 2: the rows summarised by cells
+    key = jax.random.key(6)
+    h = model.fit(x[:500], y[:500], key=key).hyper
+    grp = model.fit(x, y, key=key, hyper=h, scale_search="groups", weights=w)
+    again = model.fit(x, y, key=key, hyper=grp.hyper, weights=w)
+    np.testing.assert_allclose(np.asarray(again.predict(x[:100])), np.asarray(grp.predict(x[:100])),
+                               rtol=1e-7, atol=1e-9)
+    assert float(grp.score) <= float(model.fit(x, y, key=key, hyper=h, scale_search=True, weights=w).score) * (1 + 1e-12)
+
+
 def test_default_cascade_runs_the_group_pass(data, monkeypatch):
     """The default teacher_lambda for a Gaussian SS-ANOVA is "groups": a group
     pass on ``group_rows`` rows, whose thetas (one multiplier per group on
