@@ -175,17 +175,21 @@ def teacher_key(key):
     return _keys(key, 1, 1)[2]
 
 
-@functools.partial(compilation.jit, static_argnums=(3, 4))
-def _blocks_of(x, y, key, size, students):
+@functools.partial(compilation.jit, static_argnums=(3, 4, 5))
+def _blocks_of(x, y, key, size, students, head=0):
     """The rows of the first ``students`` blocks of ``size`` of a random order
     of the rows (drawn with ``key``): a tuple of B (x_b, y_b) (y None stays
-    None). One compiled program: eager, the permutation, each slice and
-    gather were compiled apart in a fresh process."""
-    idx = jax.random.permutation(key, x.shape[0])[:students * size].reshape(students, size)
-    return tuple((x[i], None if y is None else y[i]) for i in idx)
-
-
-_GROUP_FOLD = 99_999   # fold_in(subsample key, _GROUP_FOLD) draws the group pass's rows
+    None); with ``head`` > 0, (that tuple, the first ``head`` rows of the
+    same order): the group pass's rows from the students' one permutation
+    (at 1e6 rows a permutation takes 0.4 s). One compiled program: eager,
+    the permutation, each slice and gather were compiled apart in a fresh
+    process."""
+    order = jax.random.permutation(key, x.shape[0])
+    idx = order[:students * size].reshape(students, size)
+    blocks = tuple((x[i], None if y is None else y[i]) for i in idx)
+    if not head:
+        return blocks
+    return blocks, (x[order[:head]], None if y is None else y[order[:head]])
 
 
 @compilation.jit
@@ -283,10 +287,12 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         its scale parameter by its own score from the statistics of its single
         pass (models with the "scale_search" capability), "groups": before
         the teacher, a group pass with the students' model on
-        ``group_rows(n, n_s, B)`` rows (GROUP_ROWS = 1/4 of them, drawn with
-        the subsample key; only where that is at most half of them, n >=
-        4e4: else as "select") picks lambda and one multiplier for the
-        main effects' thetas and one for the interactions' by its own score
+        ``group_rows(n, n_s, B)`` rows (GROUP_ROWS = 1/4 of them, at least
+        2e4: the first rows of the first stage's random order, so its
+        students' rows among them; run only where they are at most half of
+        the rows, n >= 4e4, else as "select") picks lambda and one
+        multiplier of the interactions' thetas against the main effects' by
+        its own score
         (``SSANOVA.fit(..., scale_search="groups")``), then the teacher
         picks lambda along those thetas as with "select" (models with the
         "group_search" capability: Gaussian SS-ANOVA on rows in memory), or
@@ -360,6 +366,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         order while B n_s <= n (a source: B n_s rows drawn once and dealt
         out at random), else independent draws."""
         if src is None:
+            if i == 0 and group_pass:
+                blocks, head["rows"] = _blocks_of(x, y, k_sub, size, students, n_group)
+                return list(blocks)
             if students * size <= n:
                 return list(_blocks_of(x, y, jax.random.fold_in(k_sub, i) if i else k_sub, size, students))
             return [(x[idx], None if y is None else y[idx]) for idx in (
@@ -380,10 +389,11 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     # (else, teacher_lambda "groups" is "select": see GROUP_ROWS)
     n_group = group_rows(n, sizes[-1], students)
     group_pass = teacher_lambda == "groups" and model.search_groups(d) > 1 and 2 * n_group <= n
+    head = {}   # "rows": the group pass's rows, drawn with the first stage's students (stage_rows)
     if group_pass:
-        x_g, y_g = _blocks_of(x, y, jax.random.fold_in(k_sub, _GROUP_FOLD), n_group, 1)[0]
         group_options = dict(scale_search="groups", mesh=mesh)
-    jobs = ([(model, x_g, y_g, k_teacher, group_options)] if group_pass else []) + [
+        shapes = (jax.ShapeDtypeStruct((n_group, d), x.dtype), jax.ShapeDtypeStruct((n_group,), y.dtype))
+    jobs = ([(model, *shapes, k_teacher, group_options)] if group_pass else []) + [
         (teacher_model, x, y, k_teacher, teacher_options)]
     compiling = _compile_beside(jobs) if ahead else None
     staged, hyper, prev, student = [], None, None, None
@@ -404,6 +414,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     hyper_teacher = jax.block_until_ready(transfer(hyper, law, prev, n))
     t_transfer = time.perf_counter()
     if group_pass:
+        # (a pass runs only where 2 n_group <= n, and n_group >= B n_s: the
+        # first stage drew disjoint blocks, and these rows with them)
+        x_g, y_g = head["rows"]
         with progress_lines.phase(f"group pass on {n_group} rows", on=bool(progress)):
             grouped = jax.block_until_ready(protocol.fit_with(model, x_g, y_g, key=k_teacher,
                                                               hyper=transfer(hyper, law, prev, n_group),
