@@ -2,7 +2,8 @@
 full-sample selection, on the selection test bed's truths.
 
   python benchmarks/bagged_students.py [--quick] [--n 10000] [--seeds 1]
-      [--cases sine3 friedman4 ...] [--extras] [--tag NAME]
+      [--cases sine3 friedman4 ...] [--extras] [--select] [--tag NAME]
+      [--reuse JSON] [--no-same-model] [--no-same-basis] [--no-full-warmup]
 
 For each case and seed: test MSE (against the true function) of full
 selection and of the KCas teacher with B students (n_s = ceil(100 n^1/4)
@@ -64,6 +65,12 @@ def main():
                     help="take full selection's figures (full_*, and full_wide_* where there) for each (case, n, "
                          "seed) from an earlier run's JSON instead of fitting again: full selection is "
                          "deterministic given the key, and at 1e6 it is most of the run's time")
+    ap.add_argument("--no-same-basis", dest="same_basis", action="store_false",
+                    help="skip full selection on the teacher's key (the *_same_basis columns): one full "
+                         "selection fewer per data set")
+    ap.add_argument("--no-full-warmup", dest="full_warmup", action="store_false",
+                    help="time full selection's first call (its compilation, a few seconds, is then inside "
+                         "full_s: for n = 1e6, where one fit takes minutes)")
     ap.add_argument("--basis-draw", default="spread", choices=["uniform", "spread"], help="SSANOVA(basis_draw=...)")
     args = ap.parse_args()
     if args.quick:
@@ -88,13 +95,15 @@ def main():
                     raise SystemExit(f"--reuse {args.reuse}: no full_wide_mse for {name} seed {seed}; "
                                      "add --no-same-model")
             else:
-                common.timed(model.fit, x, y, key=key)      # warm-up: compiles
+                if args.full_warmup:
+                    common.timed(model.fit, x, y, key=key)      # warm-up: compiles
                 full, s_full = common.timed(model.fit, x, y, key=key)
                 row = dict(case=name, n=args.n, seed=seed, full_mse=bed.mse_of(full, xt, ft), full_s=s_full)
                 # full selection on the teacher's own basis points (the key the
                 # cascade fits its teacher with): the ratio to it leaves out the
                 # basis draw's own spread, which the first ratio includes
-                row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=tk), xt, ft)
+                if args.same_basis:
+                    row["full_tk_mse"] = bed.mse_of(model.fit(x, y, key=tk), xt, ft)
                 # full selection with the teacher's own model (its wider basis,
                 # ``model.for_teacher``) on its basis points: the ratio to it is
                 # the cascade's loss at equal capacity
@@ -113,7 +122,8 @@ def main():
                 res, s = common.timed(kc.cascade, model, x, y, key=key, **options)
                 mse = bed.mse_of(res.teacher, xt, ft)
                 row[f"{label}_ratio"] = mse / row["full_mse"]
-                row[f"{label}_ratio_same_basis"] = mse / row["full_tk_mse"]
+                if "full_tk_mse" in row:
+                    row[f"{label}_ratio_same_basis"] = mse / row["full_tk_mse"]
                 if args.same_model:
                     row[f"{label}_ratio_same_model"] = mse / row["full_wide_mse"]
                 row[f"{label}_s"] = s
@@ -128,8 +138,9 @@ def main():
               + (["ref3"] if args.extras else []))
     summary = [dict(method=m, ratio_median=float(np.median([r[f"{m}_ratio"] for r in rows])),
                     ratio_worst=float(max(r[f"{m}_ratio"] for r in rows)),
-                    same_basis_median=float(np.median([r[f"{m}_ratio_same_basis"] for r in rows])),
-                    same_basis_worst=float(max(r[f"{m}_ratio_same_basis"] for r in rows)),
+                    **(dict(same_basis_median=float(np.median([r[f"{m}_ratio_same_basis"] for r in rows])),
+                            same_basis_worst=float(max(r[f"{m}_ratio_same_basis"] for r in rows)))
+                       if all(f"{m}_ratio_same_basis" in r for r in rows) else {}),
                     **(dict(same_model_median=float(np.median([r[f"{m}_ratio_same_model"] for r in rows])),
                             same_model_worst=float(max(r[f"{m}_ratio_same_model"] for r in rows)))
                        if args.same_model else {}),
