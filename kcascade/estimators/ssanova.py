@@ -387,10 +387,13 @@ class SSANOVA(protocol.Estimator):
             the score on a grid of log lambda within +-6 of ``hyper.log_lambda``,
             from the same one-pass statistics (no extra pass over the rows).
             "groups": keep the thetas' ratios within the main effects and
-            within the interactions, and choose lambda and the two groups'
-            multipliers by the score (Newton steps from the grid's lambda), from
-            one pass of statistics of width m + 2q instead of m + q (Gaussian
-            rows in memory; a model without interactions: as True).
+            within the interactions, and choose lambda and the interactions'
+            multiplier against the main effects' by the score on a grid (log
+            ratio in [-12, 12], steps 1.5 then 0.5; log lambda within +-8 of
+            ``hyper.log_lambda``, step 0.1), from one pass of statistics of
+            width m + 2q instead of m + q (Gaussian rows in memory; a model
+            without interactions: as True). ``fit.hyper`` holds the K thetas
+            chosen.
           weights: None, or (n,) non-negative observation weights w_i of the
             weighted least squares; rows of weight 0 take no part. Binomial:
             the numbers of trials m_i (positive; m_i y_i whole numbers).

@@ -149,8 +149,8 @@ class Problem:
         if self.given is not None:
             return self.given
         # chunks sized for the widest features formed in a pass: all K blocks
+        # (a GroupedDesign forms K, shows G)
         k, q = getattr(self.design, "formed_blocks", self.design.structure.k), self.design.basis.shape[0]
-        # chunks sized for the widest features of a pass (K blocks per chunk)
         chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
         st = self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
                                  progress=label if self.progress else None)
@@ -208,7 +208,7 @@ class GroupedDesign:
     (``groups``: a static tuple, the group of each component): group g's
     kernel is sum_{b in g} theta_b R_b. Its full statistics have width
     m + G q, and a selection on it chooses lambda and one multiplier per
-    group (``teacher_groups``)."""
+    group (``_group_search``)."""
 
     def __init__(self, design: Design, theta, groups: tuple):
         self.inner, self.groups, self.theta = design, groups, theta
@@ -234,8 +234,9 @@ class GroupedDesign:
 
 
 def order_groups(structure) -> tuple:
-    """The group of each component for ``teacher_groups``: 0 for a main
-    effect (a component of one covariate), 1 for an interaction."""
+    """The group of each component for ``fit(..., scale_search="groups")``:
+    0 for a main effect (a component of one covariate), 1 for an
+    interaction."""
     return tuple(0 if len(c) == 1 else 1 for c in structure.components)
 
 
