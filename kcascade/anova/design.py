@@ -196,6 +196,11 @@ class Design:
         self.shift_pen = jnp.mean(r_b, axis=1)                     # (K, q)
         self.pen_blocks = 0.5 * (r_b + jnp.swapaxes(r_b, 1, 2))     # (K, q, q) kernels at the basis, symmetrised
 
+    @property
+    def formed_blocks(self) -> int:
+        """Kernel blocks a pass forms per row (K): what sizes its chunks."""
+        return self.structure.k
+
     def penalty(self, theta):
         """(q, q) Q_theta = sum_b theta_b R_b(basis, basis); theta: (K,)."""
         return jnp.einsum("i,iab->ab", theta, self.pen_blocks, precision=_HI)

@@ -418,10 +418,11 @@ class SSANOVA(protocol.Estimator):
         checks.random_key(key)
         if hyper is not None and init is not None:
             raise ValueError("init: give either hyper (fixed) or init (a starting point), not both")
-        if search_mode(scale_search) and hyper is None:
+        mode = search_mode(scale_search)
+        if mode and hyper is None:
             raise ValueError("scale_search: needs hyper (the thetas to keep and a starting lambda)")
         if sources.is_source(x):
-            if search_mode(scale_search) == "groups":
+            if mode == "groups":
                 raise ValueError("scale_search: 'groups' is not available with a chunked source yet; give True")
             protocol.require(self, ["source"], {"source": "x"})
             if y is not None or weights is not None or offset is not None or start is not None or mesh is not None:

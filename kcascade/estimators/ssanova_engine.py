@@ -149,8 +149,7 @@ class Problem:
         if self.given is not None:
             return self.given
         # chunks sized for the widest features formed in a pass: all K blocks
-        # (a GroupedDesign forms K, shows G)
-        k, q = getattr(self.design, "formed_blocks", self.design.structure.k), self.design.basis.shape[0]
+        k, q = self.design.formed_blocks, self.design.basis.shape[0]
         chunk = self.model.chunk or self.stats.chunk(self.u.shape[0], self.m + k * q)
         st = self.stats.one_pass(feature_fn, self.u, self.y, self.w, chunk=chunk, mesh=self.mesh,
                                  progress=label if self.progress else None)
@@ -214,10 +213,10 @@ class GroupedDesign:
         self.inner, self.groups, self.theta = design, groups, theta
         n_groups = max(groups) + 1
         self.structure = _GroupCount(design.structure.m, n_groups)
-        self.formed_blocks = design.structure.k
+        self.formed_blocks = design.structure.k     # a pass forms all K blocks, shows G
         self.basis, self.domains = design.basis, design.domains
-        self.weights = jnp.asarray(np.eye(n_groups)[list(groups)], theta.dtype) * theta[:, None]   # (K, G)
-        self.pen_blocks = jnp.einsum("kg,kab->gab", self.weights.astype(design.pen_blocks.dtype),
+        weights = jnp.asarray(np.eye(n_groups)[list(groups)], theta.dtype) * theta[:, None]   # (K, G)
+        self.pen_blocks = jnp.einsum("kg,kab->gab", weights.astype(design.pen_blocks.dtype),
                                      design.pen_blocks, precision=jax.lax.Precision.HIGHEST)
 
     def penalty(self, theta):
