@@ -6,12 +6,14 @@ logit p = x0 + 0.5 x1 + 0.2 x1 x2, all interactions); "binom4" (binomial,
 d = 4, two-way model); "pois3" and "pois4" (Poisson, d = 3 and 4, two-way
 models). Methods: kcascade full selection (``kc_full``), the cascade with its
 default students (``kcas``) and with the student's eta starting the teacher's
-IRLS (``kcas_warm``), gss::gssanova (its defaults) and mgcv::gam (ti() terms,
+IRLS (``kcas_warm``), with ``--law`` also the cascade whose teacher keeps
+the transferred values (``kcas_law``: no reselect pass, which the default runs
+from n = 4e4), gss::gssanova (its defaults) and mgcv::gam (ti() terms,
 REML) through Rscript (``benchmarks/r/glm_peer.R``) when it is present.
 
   python benchmarks/glm_cascade.py [--quick] [--cases ref3 ...] [--sizes 3000]
       [--seeds 10] [--peer-max 5000] [--no-peers] [--score gcv|ubr|gml]
-      [--alpha A] [--no-cascade] [--tag NAME]
+      [--alpha A] [--no-cascade] [--law] [--tag NAME]
 
 Accuracy: MSE of the fitted means (probabilities, or Poisson means) at the
 training rows against the truth (the authors' measure), and the mean held-out
@@ -112,6 +114,8 @@ def main():
     ap.add_argument("--score", default=None, choices=["gcv", "ubr", "gml"], help="kcascade's score (default: the model's)")
     ap.add_argument("--alpha", type=float, default=None, help="kcascade's GCV/UBR alpha (default: the model's)")
     ap.add_argument("--no-cascade", action="store_true", help="full selection only")
+    ap.add_argument("--law", action="store_true",
+                    help="also the cascade with teacher_lambda='law' (kcas_law: no reselect pass before the teacher)")
     ap.add_argument("--tag", default="")
     args = ap.parse_args()
     if args.quick:
@@ -141,15 +145,18 @@ def main():
                 full, secs = common.timed(model.fit, x, y, key=key, label=f"{name} full selection on {n} rows")
                 record("kc_full", full, secs, first)
                 row["kc_full_iterations"], row["kc_full_selections"] = full.iterations, full.selections
-                for label, warm in () if args.no_cascade else (("kcas", False), ("kcas_warm", True)):
+                variants = (("kcas", False, None), ("kcas_warm", True, None)) + (
+                    (("kcas_law", False, "law"),) if args.law else ())
+                for label, warm, teacher_lambda in () if args.no_cascade else variants:
                     _, first = common.timed(kc.cascade, model, x, y, key=key, warm_start=warm,
-                                            label=f"{name} {label} on {n} rows, first")
+                                            teacher_lambda=teacher_lambda, label=f"{name} {label} on {n} rows, first")
                     res, secs = common.timed(kc.cascade, model, x, y, key=key, warm_start=warm,
-                                             label=f"{name} {label} on {n} rows")
+                                             teacher_lambda=teacher_lambda, label=f"{name} {label} on {n} rows")
                     record(label, res.teacher, secs, first)
                     row[f"{label}_teacher_iterations"] = res.teacher.iterations
                     row[f"{label}_teacher_s"] = res.timings["teacher"]
                     row[f"{label}_student_s"] = res.timings["student"]
+                    row[f"{label}_reselect_s"] = res.timings["reselect"]
                 if n <= args.peer_max:
                     for peer in peers:
                         out = run_peer(peer, family, order, x, y, xt, seed, args.peer_timeout)
@@ -161,7 +168,8 @@ def main():
                 rows.append(row)
                 common.print_table([row], [c for c in row if not c.endswith("_dev")])
                 common.save(name_out, dict(machine=common.machine(), args=vars(args), rows=rows, partial=True))
-    methods = ["kc_full", *([] if args.no_cascade else ["kcas", "kcas_warm"]), *peers]
+    methods = ["kc_full", *([] if args.no_cascade else ["kcas", "kcas_warm", *(["kcas_law"] if args.law else [])]),
+               *peers]
     summary = []
     for name in args.cases:
         for n in args.sizes:

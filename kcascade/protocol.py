@@ -42,6 +42,10 @@ in ``CAPABILITIES``); an option outside it is rejected before any work by
   re-selects one multiplier per group of relative hyperparameters (SS-ANOVA:
   main effects, interactions) from one pass
   (``kc.cascade(teacher_lambda="groups")``);
+- "reselect": ``model.reselect(x, y, *, start, init, key)`` selects every
+  hyperparameter once on a subsample at the working model of a fit on all
+  rows, from ``init`` (``kc.cascade(teacher_lambda="reselect")``: binomial
+  and Poisson SS-ANOVA);
 - "warm_start": ``fit(..., hyper=h, start=student_fit)`` starts an
   iterative fit from a smaller fit (or from a tuple of fits: bagged
   students);
@@ -67,6 +71,8 @@ CAPABILITIES = {
     "refine_on_mesh": "refinement of its own score on a device mesh (refine with mesh)",
     "scale_search": "re-selection of the scale parameter on the teacher's pass (teacher_lambda='select')",
     "group_search": "re-selection of the scale and of group multipliers on the teacher's pass (teacher_lambda='groups')",
+    "reselect": "re-selection of every hyperparameter on a subsample at the teacher's working model "
+                "(teacher_lambda='reselect')",
     "warm_start": "a warm start from the student's fit (warm_start)",
     "mesh": "a device mesh (mesh)",
     "progress": "progress lines (progress)",
@@ -124,6 +130,9 @@ class Estimator(abc.ABC):
 
     def refine(self, x, y, hyper, *, key, steps: int, **options):
         raise NotImplementedError(f"{type(self).__name__} does not declare 'refine'")
+
+    def reselect(self, x, y, *, start, init, key):
+        raise NotImplementedError(f"{type(self).__name__} does not declare 'reselect'")
 
     def for_student(self, d: int, n_student: int, n: int) -> "Estimator":
         """The estimator a cascade's students on ``n_student`` of the ``n`` rows

@@ -170,6 +170,101 @@ def test_cascade_with_warm_start(binomial_data):
         kc.cascade(model, x, yb, key=jax.random.key(2), teacher_lambda="select")
 
 
+def test_reselect_is_one_selection_at_the_working_model(binomial_data):
+    """``SSANOVA.reselect`` (the cascade's pass before a binomial / Poisson
+    teacher) against the selection written out: the IRLS pseudo-data and
+    weights at the start's eta, computed here in numpy, given to the Gaussian
+    model's weighted selection from the same start value."""
+    x, y, _ = binomial_data
+    yb = (y > 0.5).astype(float)
+    model = kc.SSANOVA(order=ORDER, family="binomial")
+    start = model.fit(x, yb, key=jax.random.key(1), hyper=_hyper(model))
+    init = kc.Hyper(jnp.asarray(-6.0), jnp.zeros(model.structure(D).k))
+    got = model.reselect(x, yb, start=start, init=init, key=jax.random.key(2))
+    eta = np.asarray(start.evaluate(x))
+    p = 1 / (1 + np.exp(-eta))
+    v = p * (1 - p)
+    gaussian, z = kc.SSANOVA(order=ORDER), eta + (yb - p) / v
+    want = gaussian.fit(x, z, key=jax.random.key(2), weights=v, init=init).hyper
+    # the same optimum of the same score: the searches stop within their
+    # tolerance (stall_tol) of it, so the log smoothing parameters agree to
+    # 1e-2 (measured: 6e-3) and the scores to 1e-8 (measured: 1e-10)
+    log_sp = lambda h: float(h.log_lambda) - np.asarray(h.log_theta)
+    np.testing.assert_allclose(log_sp(got), log_sp(want), atol=1e-2)
+    score = lambda h: float(gaussian.fit(x, z, key=jax.random.key(2), weights=v, hyper=h).score)
+    np.testing.assert_allclose(score(got), score(want), rtol=1e-8)
+    # and score_at(start=) is that score
+    np.testing.assert_allclose(float(model.score_at(x, yb, got, key=jax.random.key(2), start=start)), score(got),
+                               rtol=1e-9)
+    # the search moved from its start
+    assert abs(float(got.log_lambda) - float(init.log_lambda)) > 0.1
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"reselect: for family='binomial' or 'poisson'"):
+        kc.SSANOVA(order=ORDER).reselect(x, yb, start=start, init=init, key=key)
+    with pytest.raises(ValueError, match=r"start: expected a fitted binomial or Poisson SS-ANOVA"):
+        model.reselect(x, yb, start=None, init=init, key=key)
+    with pytest.raises(ValueError, match=r"start: a 'binomial' fit cannot start a 'poisson' fit"):
+        kc.SSANOVA(order=ORDER, family="poisson").reselect(x, yb, start=start, init=init, key=key)
+    with pytest.raises(ValueError, match=r"start: expected a fitted binomial or Poisson SS-ANOVA"):
+        model.score_at(x, yb, init, key=key)
+    with pytest.raises(ValueError, match=r"start: only for family='binomial' or 'poisson'"):
+        kc.SSANOVA(order=ORDER).score_at(x, yb, init, key=key, start=start)
+    with pytest.raises(ValueError, match=r"init: expected the Hyper"):
+        model.reselect(x, yb, start=start, init=None, key=key)
+    with pytest.raises(ValueError, match=r"y: expected proportions"):
+        model.reselect(x, yb * 2, start=start, init=init, key=key)
+
+
+@pytest.mark.slow   # selections on three row counts (each compiles the search)
+def test_cascade_reselects_before_the_teacher(binomial_data, monkeypatch):
+    """The default binomial / Poisson cascade: below 4e4 rows (twice the
+    pass's floor) the teacher keeps the transferred values ("law"); where the
+    pass runs (its floor lowered here) the teacher's score on all rows, at
+    its first fit's working model, chooses between the transferred values
+    and those re-selected on the pass's rows and carried back by the law."""
+    from kcascade.cascade import pipeline
+    x, y, _ = binomial_data
+    yb = (y > 0.5).astype(float)
+    model = kc.SSANOVA(order=ORDER, family="binomial")
+    options = dict(key=jax.random.key(2), n_student=60, students=2)
+    small = kc.cascade(model, x, yb, **options)
+    law = kc.cascade(model, x, yb, teacher_lambda="law", **options)
+    moved = kc.transfer(small.hyper_student, small.law, 60, N)
+    for res in (small, law):
+        np.testing.assert_allclose(float(res.hyper_teacher.log_lambda), float(moved.log_lambda), rtol=1e-12)
+        assert res.timings["reselect"] < 1e-3      # (no pass: the phase's clock only)
+    monkeypatch.setattr(pipeline, "GROUP_MIN_ROWS", 100)
+    assert pipeline.group_rows(N, 60, 2) == 120     # <= N / 2: the pass runs
+    calls, reselect = [], kc.SSANOVA.reselect
+
+    def spy(self, x, y, *, start, init, key):
+        calls.append((x.shape[0], start, reselect(self, x, y, start=start, init=init, key=key)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(kc.SSANOVA, "reselect", spy)
+    tkey = pipeline.teacher_key(options["key"])
+    res = kc.cascade(model, x, yb, **options)
+    (rows, first, chosen), = calls
+    assert rows == 120 and res.timings["reselect"] > 0 and res.teacher.converged
+    chosen = kc.transfer(chosen, res.law, 120, N)
+    score = lambda h: float(model.score_at(x, yb, h, key=tkey, start=first))
+    want = chosen if score(chosen) < score(moved) else moved
+    np.testing.assert_allclose(np.asarray(res.hyper_teacher.log_theta), np.asarray(want.log_theta), rtol=1e-12)
+    # the other branch, forced: the re-selected values win, and the teacher
+    # is refitted at them (from the first fit's eta: the same optimum)
+    other = moved if want is chosen else chosen
+    monkeypatch.setattr(kc.SSANOVA, "score_at", lambda self, x, y, h, *, key, start=None: float(
+        abs(float(h.log_lambda) - float(other.log_lambda)) > 1e-12))
+    forced = kc.cascade(model, x, yb, **options)
+    np.testing.assert_allclose(float(forced.hyper_teacher.log_lambda), float(other.log_lambda), rtol=1e-12)
+    for r in (res, forced):
+        again = model.fit(x, yb, key=tkey, hyper=r.hyper_teacher)
+        assert r.teacher.selections == 0 and r.teacher.converged
+        np.testing.assert_allclose(float(again.deviance), float(r.teacher.deviance), rtol=1e-8)
+    with pytest.raises(ValueError, match=r"teacher_lambda='reselect': SSANOVA does not support"):
+        kc.cascade(kc.SSANOVA(order=ORDER), x, y, key=jax.random.key(2), teacher_lambda="reselect")
+
+
 def test_bad_input_names_the_argument(binomial_data):
     x, y, m = binomial_data
     binom, pois = kc.SSANOVA(family="binomial"), kc.SSANOVA(family="poisson")

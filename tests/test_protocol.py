@@ -18,6 +18,7 @@ OPTIONS = {
     "refine": (dict(refine=1), "refine"),
     "teacher_lambda": (dict(teacher_lambda="select"), "scale_search"),
     "teacher_groups": (dict(teacher_lambda="groups"), "group_search"),
+    "teacher_reselect": (dict(teacher_lambda="reselect"), "reselect"),
     "warm_start": (dict(warm_start=True), "warm_start"),
     "mesh": (dict(mesh="MESH"), "mesh"),
     "progress": (dict(progress=True), "progress"),
@@ -36,7 +37,7 @@ def _args(name, data):
 
 
 def test_declared_capabilities_are_known():
-    assert len(UNSUPPORTED) == 11
+    assert len(UNSUPPORTED) == 14
     for model in ESTIMATORS.values():
         assert isinstance(model, protocol.Estimator)
         assert model.capabilities <= set(protocol.CAPABILITIES)

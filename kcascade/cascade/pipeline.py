@@ -32,7 +32,7 @@ from kcascade.scaling import student_size
 
 # the cascade's name for each estimator capability, for error messages
 _OPTION_NAMES = {"init": "stages", "refine": "refine", "refine_on_mesh": "refine with mesh", "scale_search": "teacher_lambda='select'",
-                 "group_search": "teacher_lambda='groups'",
+                 "group_search": "teacher_lambda='groups'", "reselect": "teacher_lambda='reselect'",
                  "warm_start": "warm_start", "mesh": "mesh", "progress": "progress", "source": "x"}
 
 
@@ -65,7 +65,8 @@ class CascadeFit:
       teacher: the fit on all rows.
       stages: one ``Stage`` per student stage, in order.
       law: the scaling law used.
-      timings: wall seconds per phase: "student", "transfer", "groups", "refine", "teacher", "total".
+      timings: wall seconds per phase: "student", "transfer", "groups", "reselect", "refine", "teacher",
+        "total" ("groups" and "reselect": 0 where that pass did not run).
     """
 
     student: Any
@@ -296,9 +297,22 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         (``SSANOVA.fit(..., scale_search="groups")``), then the teacher
         picks lambda along those thetas as with "select" (models with the
         "group_search" capability: Gaussian SS-ANOVA on rows in memory), or
+        "reselect": the teacher is fitted at the transferred values, then
+        every smoothing parameter is selected once on ``group_rows(n, n_s,
+        B)`` of its rows (the same rows as the group pass's) at its working
+        model, from the transferred values (``model.reselect``), and carried
+        back to n rows by the law; the teacher's own score on all n rows at
+        that working model (``model.score_at(..., start=)``) then chooses
+        between the transferred and the re-selected values: the teacher is
+        fitted again at the latter from its first fit's eta, or is its
+        first fit (models with the "reselect" capability: binomial and
+        Poisson SS-ANOVA; run only where those rows are at most half of the
+        rows, n >= 4e4, else as "law"), or
         None (default): "groups" where the model declares "group_search",
-        else "select" where it declares "scale_search" (SSDensity, a
-        chunked source), else "law". Measured for "groups" against "select": see
+        "reselect" where it declares "reselect", else "select" where it
+        declares "scale_search" (SSDensity, a chunked source), else "law".
+        Measured for "reselect" against "law": see the README's binomial
+        and Poisson section (``benchmarks/glm_cascade.py``). Measured for "groups" against "select": see
         the README's bagged-students tables. Measured for the default: teacher test MSE over full
         selection's, median (worst) over bed truths, law -> select: 1.052
         (1.527) -> 1.043 (1.257) at n = 1e5 and 1.757 (2.036) -> 1.205 (1.986)
@@ -328,14 +342,16 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     if teacher_lambda is None:
         able = getattr(model, "capabilities", ())
         teacher_lambda = ("groups" if "group_search" in able and not sources.is_source(x) else
+                          "reselect" if "reselect" in able else
                           "select" if "scale_search" in able else "law")
-    if teacher_lambda not in ("law", "select", "groups"):
-        raise ValueError(f"teacher_lambda: expected None, 'law', 'select' or 'groups', got {teacher_lambda!r}")
+    if teacher_lambda not in ("law", "select", "groups", "reselect"):
+        raise ValueError(f"teacher_lambda: expected None, 'law', 'select', 'groups' or 'reselect', got "
+                         f"{teacher_lambda!r}")
     if law is not None and not isinstance(law, scaling.Law):
         raise ValueError(f"law: expected a kcascade.laws.Law, got {type(law).__name__}")
-    teacher_options = dict(scale_search=teacher_lambda != "law", mesh=mesh, progress=progress)
+    teacher_options = dict(scale_search=teacher_lambda in ("select", "groups"), mesh=mesh, progress=progress)
     wanted = dict(teacher_options, scale_search=teacher_lambda == "select", group_search=teacher_lambda == "groups",
-                  refine=refine > 0, warm_start=warm_start,
+                  reselect=teacher_lambda == "reselect", refine=refine > 0, warm_start=warm_start,
                   refine_on_mesh=refine > 0 and mesh is not None)
     protocol.require(model, [name for name, on in wanted.items() if on is not None and on is not False],
                      _OPTION_NAMES)
@@ -366,7 +382,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         order while B n_s <= n (a source: B n_s rows drawn once and dealt
         out at random), else independent draws."""
         if src is None:
-            if i == 0 and group_pass:
+            if i == 0 and (group_pass or reselect_pass):
                 blocks, head["rows"] = _blocks_of(x, y, k_sub, size, students, n_group)
                 return list(blocks)
             if students * size <= n:
@@ -389,12 +405,17 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     # (else, teacher_lambda "groups" is "select": see GROUP_ROWS)
     n_group = group_rows(n, sizes[-1], students)
     group_pass = teacher_lambda == "groups" and model.search_groups(d) > 1 and 2 * n_group <= n
-    head = {}   # "rows": the group pass's rows, drawn with the first stage's students (stage_rows)
-    if group_pass:
-        group_options = dict(scale_search="groups", mesh=mesh)
+    # the reselect pass: on the same rows ("reselect" below 4e4 rows is "law")
+    reselect_pass = teacher_lambda == "reselect" and 2 * n_group <= n
+    head = {}   # "rows": the pass's rows, drawn with the first stage's students (stage_rows)
+    if group_pass or reselect_pass:
+        group_options = dict(scale_search="groups", mesh=mesh) if group_pass else dict(selection=True)
         shapes = (jax.ShapeDtypeStruct((n_group, d), x.dtype), jax.ShapeDtypeStruct((n_group,), y.dtype))
-    jobs = ([(model, *shapes, k_teacher, group_options)] if group_pass else []) + [
-        (teacher_model, x, y, k_teacher, teacher_options)]
+    # (in the order of use: the group pass, the teacher (whose first fit
+    # comes before the reselect pass's selection), that selection)
+    jobs = (([(model, *shapes, k_teacher, group_options)] if group_pass else [])
+            + [(teacher_model, x, y, k_teacher, teacher_options)]
+            + ([(model, *shapes, k_teacher, group_options)] if reselect_pass else []))
     compiling = _compile_beside(jobs) if ahead else None
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
@@ -423,6 +444,28 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
                                                               **group_options))
         hyper_teacher = jax.block_until_ready(transfer(grouped.hyper, law, n_group, n))
     t_groups = time.perf_counter()
+    start = (student if students == 1 else tuple(fits)) if warm_start else None
+    teacher = None
+    if reselect_pass:
+        # (rows as the group pass's: the first stage drew disjoint blocks, and these rows with them)
+        x_g, y_g = head["rows"]
+        if compiling is not None:
+            compiling.join()
+        with progress_lines.phase(f"teacher on {n} rows at the transferred values, then a selection on "
+                                  f"{n_group} of its rows", on=bool(progress)):
+            start = jax.block_until_ready(protocol.fit_with(teacher_model, x, y, key=k_teacher, hyper=hyper_teacher,
+                                                            start=start, **teacher_options))
+            chosen = jax.block_until_ready(model.reselect(x_g, y_g, start=start, key=k_teacher,
+                                                          init=transfer(hyper_teacher, law, n, n_group)))
+            chosen = jax.block_until_ready(transfer(chosen, law, n_group, n))
+            # the teacher's own score on all its rows (at its working model) decides
+            scores = [float(teacher_model.score_at(x, y, h, key=k_teacher, start=start))
+                      for h in (hyper_teacher, chosen)]
+        if scores[1] < scores[0]:
+            hyper_teacher = chosen
+        else:
+            teacher = start       # the fit at the transferred values
+    t_reselect = time.perf_counter()
     if refine:
         scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v is not None and v is not False}
         hyper_teacher = jax.block_until_ready(teacher_model.refine(x, y, hyper_teacher, key=k_teacher, steps=refine,
@@ -430,12 +473,15 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     t_refine = time.perf_counter()
     if compiling is not None:
         compiling.join()
-    with progress_lines.phase(f"teacher on {n} rows at the transferred values", on=bool(progress)):
-        teacher = jax.block_until_ready(protocol.fit_with(
-            teacher_model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=(student if students == 1 else tuple(fits)) if warm_start else None,
-            **teacher_options))
+    if teacher is None:
+        with progress_lines.phase(f"teacher on {n} rows at the " + ("re-selected" if reselect_pass else "transferred")
+                                  + " values", on=bool(progress)):
+            teacher = jax.block_until_ready(protocol.fit_with(
+                teacher_model, x if src is None else src, y, key=k_teacher, hyper=hyper_teacher, start=start,
+                **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student, groups=t_groups - t_transfer,
-                   refine=t_refine - t_groups, teacher=t_end - t_refine, total=t_end - t_start)
+                   reselect=t_reselect - t_groups, refine=t_refine - t_reselect, teacher=t_end - t_refine,
+                   total=t_end - t_start)
     student, teacher = protocol.with_columns(student, columns), protocol.with_columns(teacher, columns)
     return CascadeFit(student, teacher, tuple(staged), law, timings)

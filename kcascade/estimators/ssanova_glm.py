@@ -231,6 +231,31 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                        iterations=it, selections=selections, converged=converged)
 
 
+def reselect(model, x, y, *, start, init, key, mesh=None):
+    """One selection of every smoothing parameter on the rows (x, y), at the
+    working model of the fit ``start`` (``SSANOVA.reselect``): the IRLS
+    pseudo-data z and weights w at ``start``'s eta on these rows (see the
+    module docstring), and the weighted Gaussian selection on them from
+    ``init``, in the program that full selection's selections run. Unit
+    prior weights, no offset. Returns the selected ``Hyper``."""
+    from kcascade.estimators.ssanova import fit_rows   # (ssanova imports this module)
+    gaussian = dataclasses.replace(model, family="gaussian")
+    z, w = _WORKING[model.family](y, _start_from((start,), x), jnp.ones_like(y), jnp.zeros_like(y))
+    return fit_rows(gaussian, x, z, w, key, init=init, mesh=mesh).hyper
+
+
+def working_score(model, x, y, *, hyper, start, key, mesh=None):
+    """The selection score at ``hyper`` of the working model of the fit
+    ``start`` on the rows (x, y) (``SSANOVA.score_at``): the weighted
+    Gaussian fit at ``hyper`` to the pseudo-data, in the program of the IRLS
+    iterations at fixed values (no compilation of its own). Unit prior
+    weights, no offset."""
+    from kcascade.estimators.ssanova import fit_rows   # (ssanova imports this module)
+    gaussian = dataclasses.replace(model, family="gaussian")
+    z, w = _WORKING[model.family](y, _start_from((start,), x), jnp.ones_like(y), jnp.zeros_like(y))
+    return fit_rows(gaussian, x, z, w, key, hyper=hyper, mesh=mesh, pilot=True).score
+
+
 # The iteration's array work outside the Gaussian fits, one compiled program
 # each (eager, every operation compiles apart in a fresh process).
 @functools.partial(compilation.jit, static_argnums=0)
