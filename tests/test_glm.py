@@ -220,8 +220,9 @@ def test_cascade_reselects_before_the_teacher(binomial_data, monkeypatch):
     """The default binomial / Poisson cascade: below 4e4 rows (twice the
     pass's floor) the teacher keeps the transferred values ("law"); where the
     pass runs (its floor lowered here) the teacher's score on all rows, at
-    its first fit's working model, chooses between the transferred values
-    and those re-selected on the pass's rows and carried back by the law."""
+    its working model, chooses between its values and those re-selected on
+    the pass's rows and carried back by the law, up to RESELECT_ROUNDS
+    times."""
     from kcascade.cascade import pipeline
     x, y, _ = binomial_data
     yb = (y > 0.5).astype(float)
@@ -244,20 +245,33 @@ def test_cascade_reselects_before_the_teacher(binomial_data, monkeypatch):
     monkeypatch.setattr(kc.SSANOVA, "reselect", spy)
     tkey = pipeline.teacher_key(options["key"])
     res = kc.cascade(model, x, yb, **options)
-    (rows, first, chosen), = calls
-    assert rows == 120 and res.timings["reselect"] > 0 and res.teacher.converged
-    chosen = kc.transfer(chosen, res.law, 120, N)
-    score = lambda h: float(model.score_at(x, yb, h, key=tkey, start=first))
-    want = chosen if score(chosen) < score(moved) else moved
-    np.testing.assert_allclose(np.asarray(res.hyper_teacher.log_theta), np.asarray(want.log_theta), rtol=1e-12)
-    # the other branch, forced: the re-selected values win, and the teacher
-    # is refitted at them (from the first fit's eta: the same optimum)
-    other = moved if want is chosen else chosen
-    monkeypatch.setattr(kc.SSANOVA, "score_at", lambda self, x, y, h, *, key, start=None: float(
-        abs(float(h.log_lambda) - float(other.log_lambda)) > 1e-12))
-    forced = kc.cascade(model, x, yb, **options)
-    np.testing.assert_allclose(float(forced.hyper_teacher.log_lambda), float(other.log_lambda), rtol=1e-12)
-    for r in (res, forced):
+    assert 1 <= len(calls) <= pipeline.RESELECT_ROUNDS and res.timings["reselect"] > 0
+    # each selection starts at the teacher fitted at the values before it,
+    # and is kept where that teacher's score on all rows is lower
+    score = lambda h, start: float(model.score_at(x, yb, h, key=tkey, start=start))
+    h = moved
+    for rows, start, sel in calls:
+        assert rows == 120
+        np.testing.assert_allclose(float(start.hyper.log_lambda), float(h.log_lambda), rtol=1e-12)
+        candidate = kc.transfer(sel, res.law, 120, N)
+        if not score(candidate, start) < score(h, start):
+            break
+        h = candidate
+    np.testing.assert_allclose(np.asarray(res.hyper_teacher.log_theta), np.asarray(h.log_theta), rtol=1e-12)
+    # both branches, forced: every selection kept (RESELECT_ROUNDS of them,
+    # the teacher refitted at the last), or none (the teacher at the
+    # transferred values)
+    fits = [res]
+    for keep in (True, False):
+        calls.clear()
+        monkeypatch.setattr(kc.SSANOVA, "score_at", lambda self, x, y, h, *, key, start=None, keep=keep: float(
+            np.allclose(np.asarray(h.log_theta), np.asarray(start.hyper.log_theta)) == keep))
+        forced = kc.cascade(model, x, yb, **options)
+        assert len(calls) == (pipeline.RESELECT_ROUNDS if keep else 1)
+        want = kc.transfer(calls[-1][2], res.law, 120, N) if keep else moved
+        np.testing.assert_allclose(float(forced.hyper_teacher.log_lambda), float(want.log_lambda), rtol=1e-12)
+        fits.append(forced)
+    for r in fits:
         again = model.fit(x, yb, key=tkey, hyper=r.hyper_teacher)
         assert r.teacher.selections == 0 and r.teacher.converged
         np.testing.assert_allclose(float(again.deviance), float(r.teacher.deviance), rtol=1e-8)

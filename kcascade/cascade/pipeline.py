@@ -66,7 +66,8 @@ class CascadeFit:
       stages: one ``Stage`` per student stage, in order.
       law: the scaling law used.
       timings: wall seconds per phase: "student", "transfer", "groups", "reselect", "refine", "teacher",
-        "total" ("groups" and "reselect": 0 where that pass did not run).
+        "total" ("groups" and "reselect": 0 where that pass did not run; "reselect": its selections and
+        scores, "teacher": every fit of the teacher, the reselect pass's included).
     """
 
     student: Any
@@ -238,6 +239,17 @@ def _compile_beside(jobs):
 # against 0.872, worst 1.198 against 1.238); the teacher picks lambda alone.
 GROUP_ROWS, GROUP_MIN_ROWS = 0.25, 20_000
 
+# teacher_lambda="reselect": at most this many selections on the pass's rows,
+# each at the working model of the teacher fitted at the values before it and
+# kept only where the teacher's score on all rows prefers it (else the pass
+# stops). Measured (benchmarks/glm_cascade.py, n = 1e5, KCas / full selection
+# MSE, seeds 0-4 of ref3, pois3, binom4, pois4): one selection, median 0.944,
+# worst 1.997 (binom4 seed 4: its teacher at the transferred values 4.06, so
+# its working model far from the final one); a second from the re-selected
+# teacher (ad-hoc, other rows of the same size): that seed 1.071, pois3 seed
+# 0 kept 1.179 (its second proposal 1.213 lost on the score).
+RESELECT_ROUNDS = 2
+
 
 def group_rows(n: int, n_student: int, students: int) -> int:
     """Rows of the group pass of ``teacher_lambda="groups"``: GROUP_ROWS of n,
@@ -303,11 +315,12 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         model, from the transferred values (``model.reselect``), and carried
         back to n rows by the law; the teacher's own score on all n rows at
         that working model (``model.score_at(..., start=)``) then chooses
-        between the transferred and the re-selected values: the teacher is
-        fitted again at the latter from its first fit's eta, or is its
-        first fit (models with the "reselect" capability: binomial and
-        Poisson SS-ANOVA; run only where those rows are at most half of the
-        rows, n >= 4e4, else as "law"), or
+        between its values and the re-selected ones. Where the latter win,
+        the teacher is fitted again at them (from its eta) and the step
+        repeats, at most ``RESELECT_ROUNDS`` = 2 selections; where they
+        lose, the teacher is the fit at hand (models with the "reselect"
+        capability: binomial and Poisson SS-ANOVA; run only where those
+        rows are at most half of the rows, n >= 4e4, else as "law"), or
         None (default): "groups" where the model declares "group_search",
         "reselect" where it declares "reselect", else "select" where it
         declares "scale_search" (SSDensity, a chunked source), else "law".
@@ -445,26 +458,29 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         hyper_teacher = jax.block_until_ready(transfer(grouped.hyper, law, n_group, n))
     t_groups = time.perf_counter()
     start = (student if students == 1 else tuple(fits)) if warm_start else None
-    teacher = None
+    teacher, teacher_s = None, 0.0     # teacher_s: seconds of the reselect pass's teacher fits
     if reselect_pass:
         # (rows as the group pass's: the first stage drew disjoint blocks, and these rows with them)
         x_g, y_g = head["rows"]
         if compiling is not None:
             compiling.join()
-        with progress_lines.phase(f"teacher on {n} rows at the transferred values, then a selection on "
-                                  f"{n_group} of its rows", on=bool(progress)):
-            start = jax.block_until_ready(protocol.fit_with(teacher_model, x, y, key=k_teacher, hyper=hyper_teacher,
-                                                            start=start, **teacher_options))
-            chosen = jax.block_until_ready(model.reselect(x_g, y_g, start=start, key=k_teacher,
-                                                          init=transfer(hyper_teacher, law, n, n_group)))
-            chosen = jax.block_until_ready(transfer(chosen, law, n_group, n))
-            # the teacher's own score on all its rows (at its working model) decides
-            scores = [float(teacher_model.score_at(x, y, h, key=k_teacher, start=start))
-                      for h in (hyper_teacher, chosen)]
-        if scores[1] < scores[0]:
-            hyper_teacher = chosen
-        else:
-            teacher = start       # the fit at the transferred values
+        for round_ in range(RESELECT_ROUNDS):
+            t_fit = time.perf_counter()
+            with progress_lines.phase(f"teacher on {n} rows at the {'re-selected' if round_ else 'transferred'} "
+                                      "values", on=bool(progress)):
+                teacher = jax.block_until_ready(protocol.fit_with(
+                    teacher_model, x, y, key=k_teacher, hyper=hyper_teacher, start=start, **teacher_options))
+            teacher_s += time.perf_counter() - t_fit
+            with progress_lines.phase(f"selection on {n_group} of its rows", on=bool(progress)):
+                chosen = jax.block_until_ready(model.reselect(x_g, y_g, start=teacher, key=k_teacher,
+                                                              init=transfer(hyper_teacher, law, n, n_group)))
+                chosen = jax.block_until_ready(transfer(chosen, law, n_group, n))
+                # the teacher's own score on all its rows, at its working model, decides
+                scores = [float(teacher_model.score_at(x, y, h, key=k_teacher, start=teacher))
+                          for h in (hyper_teacher, chosen)]
+            if not scores[1] < scores[0]:
+                break
+            hyper_teacher, start, teacher = chosen, teacher, None
     t_reselect = time.perf_counter()
     if refine:
         scale_options = {k: v for k, v in dict(mesh=mesh, progress=progress).items() if v is not None and v is not False}
@@ -481,7 +497,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
                 **teacher_options))
     t_end = time.perf_counter()
     timings = dict(student=t_student - t_start, transfer=t_transfer - t_student, groups=t_groups - t_transfer,
-                   reselect=t_reselect - t_groups, refine=t_refine - t_reselect, teacher=t_end - t_refine,
-                   total=t_end - t_start)
+                   reselect=t_reselect - t_groups - teacher_s, refine=t_refine - t_reselect,
+                   teacher=t_end - t_refine + teacher_s, total=t_end - t_start)
     student, teacher = protocol.with_columns(student, columns), protocol.with_columns(teacher, columns)
     return CascadeFit(student, teacher, tuple(staged), law, timings)
