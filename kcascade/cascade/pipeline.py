@@ -396,7 +396,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         out at random), else independent draws."""
         if src is None:
             if i == 0 and (group_pass or reselect_pass):
-                blocks, head["rows"] = _blocks_of(x, y, k_sub, size, students, n_group)
+                blocks, head["rows"] = _blocks_of(x, y, k_sub, size, students, n_head)
                 return list(blocks)
             if students * size <= n:
                 return list(_blocks_of(x, y, jax.random.fold_in(k_sub, i) if i else k_sub, size, students))
@@ -420,6 +420,9 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     group_pass = teacher_lambda == "groups" and model.search_groups(d) > 1 and 2 * n_group <= n
     # the reselect pass: on the same rows ("reselect" below 4e4 rows is "law")
     reselect_pass = teacher_lambda == "reselect" and 2 * n_group <= n
+    # (each round of the reselect pass selects on its own n_group rows: the
+    # first RESELECT_ROUNDS * n_group of the students' order, at most n)
+    n_head = min(n, RESELECT_ROUNDS * n_group) if reselect_pass else n_group
     head = {}   # "rows": the pass's rows, drawn with the first stage's students (stage_rows)
     if group_pass or reselect_pass:
         group_options = dict(scale_search="groups", mesh=mesh) if group_pass else dict(selection=True)
@@ -461,10 +464,13 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     teacher, teacher_s = None, 0.0     # teacher_s: seconds of the reselect pass's teacher fits
     if reselect_pass:
         # (rows as the group pass's: the first stage drew disjoint blocks, and these rows with them)
-        x_g, y_g = head["rows"]
+        x_head, y_head = head["rows"]
         if compiling is not None:
             compiling.join()
         for round_ in range(RESELECT_ROUNDS):
+            # (round r: rows r n_group ..., the last round's block ending at n_head)
+            lo = min(round_ * n_group, n_head - n_group)
+            x_g, y_g = x_head[lo:lo + n_group], y_head[lo:lo + n_group]
             t_fit = time.perf_counter()
             with progress_lines.phase(f"teacher on {n} rows at the {'re-selected' if round_ else 'transferred'} "
                                       "values", on=bool(progress)):
