@@ -25,7 +25,7 @@ def test_cascade_pipeline(data):
     expect = kc.transfer(res.hyper_student, kc.laws.smoothing_spline(), res.n_student, 4000)
     np.testing.assert_allclose(float(res.hyper_teacher.log_lambda), float(expect.log_lambda))
     np.testing.assert_allclose(np.asarray(res.teacher.hyper.log_theta), np.asarray(res.hyper_student.log_theta))
-    assert set(res.timings) == {"student", "transfer", "groups", "refine", "teacher", "total"}
+    assert set(res.timings) == {"student", "transfer", "groups", "reselect", "refine", "teacher", "total"}
     assert all(v >= 0 for v in res.timings.values())
     # more data at transferred smoothing beats the student alone
     mse = lambda fit: np.mean((np.asarray(fit.predict(xt)) - ft) ** 2)  # noqa: E731
@@ -82,7 +82,7 @@ def test_teacher_selects_lambda_along_transferred_theta(data):
     # the teacher's choice is the best of its grid, so no worse than the law's value
     assert float(MODEL.score_at(x, y, chosen.hyper_teacher, key=k_teacher)) <= \
         float(MODEL.score_at(x, y, by_law.hyper_teacher, key=k_teacher)) * (1 + 1e-12)
-    with pytest.raises(ValueError, match=r"teacher_lambda: expected None, 'law', 'select' or 'groups', got 'grid'"):
+    with pytest.raises(ValueError, match=r"teacher_lambda: expected None, 'law', 'select', 'groups' or 'reselect', got 'grid'"):
         kc.cascade(MODEL, x, y, key=key, teacher_lambda="grid")
     with pytest.raises(ValueError, match=r"scale_search: needs hyper"):
         MODEL.fit(x, y, key=key, scale_search=True)

@@ -239,15 +239,16 @@ def _compile_beside(jobs):
 # against 0.872, worst 1.198 against 1.238); the teacher picks lambda alone.
 GROUP_ROWS, GROUP_MIN_ROWS = 0.25, 20_000
 
-# teacher_lambda="reselect": at most this many selections on the pass's rows,
-# each at the working model of the teacher fitted at the values before it and
+# teacher_lambda="reselect": at most this many selections, each on its own
+# block of group_rows(n) rows (the next rows of the students' random order),
+# at the working model of the teacher fitted at the values before it, and
 # kept only where the teacher's score on all rows prefers it (else the pass
 # stops). Measured (benchmarks/glm_cascade.py, n = 1e5, KCas / full selection
-# MSE, seeds 0-4 of ref3, pois3, binom4, pois4): one selection, median 0.944,
-# worst 1.997 (binom4 seed 4: its teacher at the transferred values 4.06, so
-# its working model far from the final one); a second from the re-selected
-# teacher (ad-hoc, other rows of the same size): that seed 1.071, pois3 seed
-# 0 kept 1.179 (its second proposal 1.213 lost on the score).
+# MSE over seeds 0-4 of ref3, pois3, binom4, pois4): one selection, median
+# 0.944, worst 1.997 (binom4 seed 4: its teacher at the transferred values
+# 4.06x, its working model far from the final one); a second on the same
+# rows changed no fit; on the next block binom4 seed 4 went to 1.041 (the
+# README's table for all 20).
 RESELECT_ROUNDS = 2
 
 
@@ -311,14 +312,15 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         "group_search" capability: Gaussian SS-ANOVA on rows in memory), or
         "reselect": the teacher is fitted at the transferred values, then
         every smoothing parameter is selected once on ``group_rows(n, n_s,
-        B)`` of its rows (the same rows as the group pass's) at its working
-        model, from the transferred values (``model.reselect``), and carried
-        back to n rows by the law; the teacher's own score on all n rows at
-        that working model (``model.score_at(..., start=)``) then chooses
-        between its values and the re-selected ones. Where the latter win,
-        the teacher is fitted again at them (from its eta) and the step
-        repeats, at most ``RESELECT_ROUNDS`` = 2 selections; where they
-        lose, the teacher is the fit at hand (models with the "reselect"
+        B)`` of its rows (the group pass's rule; the first rows of the
+        first stage's random order) at its working model, from the
+        transferred values (``model.reselect``), and carried back to n rows
+        by the law; the teacher's own score on all n rows at that working
+        model (``model.score_at(..., start=)``) then chooses between its
+        values and the re-selected ones. Where the latter win, the teacher
+        is fitted again at them (from its eta) and the step repeats on the
+        next block of as many rows, at most ``RESELECT_ROUNDS`` = 2
+        selections; where they lose, the teacher is the fit at hand (models with the "reselect"
         capability: binomial and Poisson SS-ANOVA; run only where those
         rows are at most half of the rows, n >= 4e4, else as "law"), or
         None (default): "groups" where the model declares "group_search",
