@@ -271,6 +271,10 @@ def test_cascade_reselects_before_the_teacher(binomial_data, monkeypatch):
         want = kc.transfer(calls[-1][2], res.law, 120, N) if keep else moved
         np.testing.assert_allclose(float(forced.hyper_teacher.log_lambda), float(want.log_lambda), rtol=1e-12)
         fits.append(forced)
+    calls.clear()
+    meshed = kc.cascade(model, x, yb, mesh=jax.make_mesh((1,), ("data",)), **options)
+    assert not calls     # with a mesh the pass does not run (its selections are on one device): as "law"
+    np.testing.assert_allclose(float(meshed.hyper_teacher.log_lambda), float(moved.log_lambda), rtol=1e-12)
     for r in fits:
         again = model.fit(x, yb, key=tkey, hyper=r.hyper_teacher)
         assert r.teacher.selections == 0 and r.teacher.converged

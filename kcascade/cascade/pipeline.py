@@ -322,7 +322,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         next block of as many rows, at most ``RESELECT_ROUNDS`` = 2
         selections; where they lose, the teacher is the fit at hand (models with the "reselect"
         capability: binomial and Poisson SS-ANOVA; run only where those
-        rows are at most half of the rows, n >= 4e4, else as "law"), or
+        rows are at most half of the rows, n >= 4e4, and without a mesh,
+        else as "law"), or
         None (default): "groups" where the model declares "group_search",
         "reselect" where it declares "reselect", else "select" where it
         declares "scale_search" (SSDensity, a chunked source), else "law".
@@ -421,7 +422,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     n_group = group_rows(n, sizes[-1], students)
     group_pass = teacher_lambda == "groups" and model.search_groups(d) > 1 and 2 * n_group <= n
     # the reselect pass: on the same rows ("reselect" below 4e4 rows is "law")
-    reselect_pass = teacher_lambda == "reselect" and 2 * n_group <= n
+    # (its selections and scores run on one device: with a mesh, "law")
+    reselect_pass = teacher_lambda == "reselect" and 2 * n_group <= n and mesh is None
     # (each round of the reselect pass selects on its own n_group rows: the
     # first RESELECT_ROUNDS * n_group of the students' order, at most n)
     n_head = min(n, RESELECT_ROUNDS * n_group) if reselect_pass else n_group
