@@ -421,21 +421,21 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
     # (else, teacher_lambda "groups" is "select": see GROUP_ROWS)
     n_group = group_rows(n, sizes[-1], students)
     group_pass = teacher_lambda == "groups" and model.search_groups(d) > 1 and 2 * n_group <= n
-    # the reselect pass: on the same rows ("reselect" below 4e4 rows is "law")
-    # (its selections and scores run on one device: with a mesh, "law")
-    reselect_pass = teacher_lambda == "reselect" and 2 * n_group <= n and mesh is None
-    # (each round of the reselect pass selects on its own n_group rows: the
-    # first RESELECT_ROUNDS * n_group of the students' order, at most n)
-    n_head = min(n, RESELECT_ROUNDS * n_group) if reselect_pass else n_group
+    # the reselect pass: each round on its own n_group rows, the first
+    # RESELECT_ROUNDS n_group of the students' order ("reselect" below 4e4
+    # rows is "law"; its selections and scores run on one device: with a
+    # mesh, "law" too)
+    reselect_pass = teacher_lambda == "reselect" and RESELECT_ROUNDS * n_group <= n and mesh is None
+    n_head = RESELECT_ROUNDS * n_group if reselect_pass else n_group
     head = {}   # "rows": the pass's rows, drawn with the first stage's students (stage_rows)
     if group_pass or reselect_pass:
-        group_options = dict(scale_search="groups", mesh=mesh) if group_pass else dict(selection=True)
+        pass_options = dict(scale_search="groups", mesh=mesh) if group_pass else dict(selection=True)
         shapes = (jax.ShapeDtypeStruct((n_group, d), x.dtype), jax.ShapeDtypeStruct((n_group,), y.dtype))
     # (in the order of use: the group pass, the teacher (whose first fit
     # comes before the reselect pass's selection), that selection)
-    jobs = (([(model, *shapes, k_teacher, group_options)] if group_pass else [])
+    jobs = (([(model, *shapes, k_teacher, pass_options)] if group_pass else [])
             + [(teacher_model, x, y, k_teacher, teacher_options)]
-            + ([(model, *shapes, k_teacher, group_options)] if reselect_pass else []))
+            + ([(model, *shapes, k_teacher, pass_options)] if reselect_pass else []))
     compiling = _compile_beside(jobs) if ahead else None
     staged, hyper, prev, student = [], None, None, None
     for i, size in enumerate(sizes):
@@ -461,7 +461,7 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         with progress_lines.phase(f"group pass on {n_group} rows", on=bool(progress)):
             grouped = jax.block_until_ready(protocol.fit_with(model, x_g, y_g, key=k_teacher,
                                                               hyper=transfer(hyper, law, prev, n_group),
-                                                              **group_options))
+                                                              **pass_options))
         hyper_teacher = jax.block_until_ready(transfer(grouped.hyper, law, n_group, n))
     t_groups = time.perf_counter()
     start = (student if students == 1 else tuple(fits)) if warm_start else None
@@ -472,9 +472,8 @@ def cascade(model, x, y=None, *, key, n_student=None, law=None, stages=None, stu
         if compiling is not None:
             compiling.join()
         for round_ in range(RESELECT_ROUNDS):
-            # (round r: rows r n_group ..., the last round's block ending at n_head)
-            lo = min(round_ * n_group, n_head - n_group)
-            x_g, y_g = x_head[lo:lo + n_group], y_head[lo:lo + n_group]
+            rows = slice(round_ * n_group, (round_ + 1) * n_group)
+            x_g, y_g = x_head[rows], y_head[rows]
             t_fit = time.perf_counter()
             with progress_lines.phase(f"teacher on {n} rows at the {'re-selected' if round_ else 'transferred'} "
                                       "values", on=bool(progress)):

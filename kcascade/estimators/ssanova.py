@@ -527,6 +527,14 @@ class SSANOVA(protocol.Estimator):
         x, y = devices.on_mesh(mesh, *self.check_data(x, y, hyper=hyper))
         return devices.local(engine.refine_jit(self, x, y, key, hyper, int(steps), mesh, bool(progress)))
 
+    def _check_working_start(self, start):
+        """``start`` of ``reselect`` and ``score_at``: one fitted binomial or
+        Poisson SS-ANOVA of this family (the fit whose working model they use)."""
+        if not isinstance(start, glm.GSSANOVAFit):
+            raise ValueError(f"start: expected a fitted binomial or Poisson SS-ANOVA (GSSANOVAFit), got "
+                             f"{type(start).__name__}")
+        self._check_glm_options(False, None, start)
+
     def reselect(self, x, y, *, start, init: Hyper, key) -> Hyper:
         """Binomial and Poisson: one selection of lambda and every theta on the
         rows (x, y) at the working model of the fit ``start``, from ``init``
@@ -556,10 +564,7 @@ class SSANOVA(protocol.Estimator):
             raise ValueError("reselect: for family='binomial' or 'poisson'; a Gaussian model re-weighs its "
                              "thetas with fit(..., hyper=h, scale_search='groups')")
         checks.random_key(key)
-        if not isinstance(start, glm.GSSANOVAFit):
-            raise ValueError(f"start: expected a fitted binomial or Poisson SS-ANOVA (GSSANOVAFit), got "
-                             f"{type(start).__name__}")
-        self._check_glm_options(False, None, start)
+        self._check_working_start(start)
         if init is None:
             raise ValueError("init: expected the Hyper the search starts from, got None")
         x, y = self.check_data(x, y, hyper=init)
@@ -578,10 +583,7 @@ class SSANOVA(protocol.Estimator):
                 raise ValueError("start: only for family='binomial' or 'poisson', got family='gaussian'")
             x, y = self.check_data(x, y, hyper=hyper)
             return engine.score_jit(self, x, y, key, hyper)
-        if not isinstance(start, glm.GSSANOVAFit):
-            raise ValueError(f"start: expected a fitted binomial or Poisson SS-ANOVA (GSSANOVAFit), got "
-                             f"{type(start).__name__}")
-        self._check_glm_options(False, None, start)
+        self._check_working_start(start)
         x, y = self.check_data(x, y, hyper=hyper)
         return glm.working_score(self, x, y, hyper=hyper, start=start, key=key)
 

@@ -239,8 +239,7 @@ def reselect(model, x, y, *, start, init, key, mesh=None):
     ``init``, in the program that full selection's selections run. Unit
     prior weights, no offset. Returns the selected ``Hyper``."""
     from kcascade.estimators.ssanova import fit_rows   # (ssanova imports this module)
-    gaussian = dataclasses.replace(model, family="gaussian")
-    z, w = _WORKING[model.family](y, _start_from((start,), x), jnp.ones_like(y), jnp.zeros_like(y))
+    gaussian, z, w = _working_problem(model, x, y, start)
     return fit_rows(gaussian, x, z, w, key, init=init, mesh=mesh).hyper
 
 
@@ -251,9 +250,15 @@ def working_score(model, x, y, *, hyper, start, key, mesh=None):
     iterations at fixed values (no compilation of its own). Unit prior
     weights, no offset."""
     from kcascade.estimators.ssanova import fit_rows   # (ssanova imports this module)
-    gaussian = dataclasses.replace(model, family="gaussian")
-    z, w = _WORKING[model.family](y, _start_from((start,), x), jnp.ones_like(y), jnp.zeros_like(y))
+    gaussian, z, w = _working_problem(model, x, y, start)
     return fit_rows(gaussian, x, z, w, key, hyper=hyper, mesh=mesh, pilot=True).score
+
+
+def _working_problem(model, x, y, start):
+    """The Gaussian model and the IRLS pseudo-data z and weights w at the fit
+    ``start``'s eta on the rows (x, y) (unit prior weights, no offset)."""
+    z, w = _WORKING[model.family](y, _start_from((start,), x), jnp.ones_like(y), jnp.zeros_like(y))
+    return dataclasses.replace(model, family="gaussian"), z, w
 
 
 # The iteration's array work outside the Gaussian fits, one compiled program
