@@ -248,7 +248,13 @@ GROUP_ROWS, GROUP_MIN_ROWS = 0.25, 20_000
 # 0.944, worst 1.997 (binom4 seed 4: its teacher at the transferred values
 # 4.06x, its working model far from the final one); a second on the same
 # rows changed no fit; on the next block binom4 seed 4 went to 1.041 (the
-# README's table for all 20).
+# README's table for all 20). Below 4e4 rows the pass does not run: there it
+# would select on all rows, the work of full selection (measured at 3000
+# and 1e4, the four cases x 5 seeds: KCas / full median 0.99 / 1.00, worst
+# 1.31 / 1.39, but 0.67x / 1.01x full selection's speed, against 1.11 /
+# 1.07, worst 3.37 / 4.53, at 1.05x / 2.23x without it). Tried at 1e6 and
+# not taken: the selections' rows capped at 1e5 (half the pass's time; pois3
+# seeds 0 / 1 1.16x / 1.59x the MSE of the pass on 2.5e5 rows).
 RESELECT_ROUNDS = 2
 
 
