@@ -2,10 +2,13 @@
 full-sample selection, with a short table of what each cost and achieved.
 
 ``python -m kcascade fit data.csv (--y price [--x a b ...] [--order 2] |
---formula "price ~ a * b + cut") [--cascade] [--out prefix]``: an SS-ANOVA of one column of a CSV file on the
-others (needs pandas: string columns become nominal covariates); prints the
-fit's summary, writes ``<prefix>_predictions.csv`` (the rows' fitted values
-and Bayesian standard errors) and ``<prefix>_effects.png``."""
+--formula "price ~ a * b + cut") [--family binomial|poisson [--weights n]
+[--offset log_t]] [--cascade] [--out prefix]``: an SS-ANOVA of one column of
+a CSV file on the others (needs pandas: string columns become nominal
+covariates); prints the fit's summary, writes ``<prefix>_predictions.csv``
+(the rows' fitted values and Bayesian standard errors; for binomial and
+Poisson fits the fitted p or mu, eta and eta's standard error) and
+``<prefix>_effects.png`` (binomial / Poisson: on the link scale)."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +31,10 @@ def fit_main(argv):
                          "(kcascade.formula); replaces --y, --x and --order")
     ap.add_argument("--x", nargs="*", default=None, help="covariate columns (default: every other column)")
     ap.add_argument("--order", type=int, default=2, help="interaction order (default 2)")
+    ap.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
+                    help="the response's family (default gaussian; binomial: 0/1 or proportions with --weights)")
+    ap.add_argument("--weights", default=None, help="a column of prior weights (binomial: the trials)")
+    ap.add_argument("--offset", default=None, help="a column of offsets on the log scale (poisson only)")
     ap.add_argument("--cascade", action="store_true", help="Knowledge Cascade instead of full-sample selection")
     ap.add_argument("--out", default=None, help="prefix of the output files (default: the CSV's name)")
     ap.add_argument("--seed", type=int, default=0, help="the basis draw's seed")
@@ -45,11 +52,24 @@ def fit_main(argv):
     import kcascade as kc
 
     frame = pd.read_csv(args.csv)
+    extra = {}
+    for opt in ("weights", "offset"):
+        col = getattr(args, opt)
+        if col is None:
+            continue
+        if col not in frame.columns:
+            ap.error(f"--{opt}: no column {col!r} in {args.csv}; columns are {list(frame.columns)}")
+        if args.cascade:
+            ap.error(f"--{opt}: not available with --cascade (kc.cascade takes no {opt}); leave out one of them")
+        extra[opt] = frame[col].to_numpy(dtype=float)
+    if args.offset is not None and args.family != "poisson":
+        ap.error(f"--offset: only with --family poisson, got --family {args.family}")
+    used = {c for c in (args.weights, args.offset) if c is not None}
     if args.formula is not None:
         if args.y is not None or args.x:
             ap.error("--formula: give either --formula or --y/--x, not both")
         try:
-            model, x, y_col = kc.SSANOVA.from_formula(args.formula, frame)
+            model, x, y_col = kc.SSANOVA.from_formula(args.formula, frame, family=args.family)
         except ValueError as err:
             ap.error(str(err))
         args.y, names, y = y_col.name, list(x.columns), y_col.to_numpy(dtype=float)
@@ -58,13 +78,13 @@ def fit_main(argv):
             ap.error("--y: the response column is required (or give --formula)")
         if args.y not in frame.columns:
             ap.error(f"--y: no column {args.y!r} in {args.csv}; columns are {list(frame.columns)}")
-        names = args.x if args.x else [c for c in frame.columns if c != args.y]
+        names = args.x if args.x else [c for c in frame.columns if c != args.y and c not in used]
         missing = [c for c in names if c not in frame.columns]
         if missing:
             ap.error(f"--x: no columns {missing} in {args.csv}; columns are {list(frame.columns)}")
         x = frame[names]
         y = frame[args.y].to_numpy(dtype=float)
-        model = kc.SSANOVA(order=min(args.order, len(names)))
+        model = kc.SSANOVA(order=min(args.order, len(names)), family=args.family)
     key = jax.random.key(args.seed)
     say(f"{len(frame)} rows, response {args.y!r}, covariates {names}; "
          f"{'cascade' if args.cascade else 'full-sample selection'}; the first fit of a shape compiles (~10 s)")
@@ -74,12 +94,21 @@ def fit_main(argv):
         fit = res.teacher
         print(res.summary(x))
     else:
-        fit = jax.block_until_ready(model.fit(x, y, key=key, progress=True))
-        print(fit.summary(x))
+        try:
+            fit = jax.block_until_ready(model.fit(x, y, key=key, progress=True, **extra))
+        except ValueError as err:   # the model's checks of y, weights, offset
+            ap.error(str(err))
+        print(fit.summary(x, **extra))
     say(f"fitted in {time.perf_counter() - t0:.1f} s")
     prefix = args.out or args.csv.rsplit(".", 1)[0]
-    mean, se = fit.predict(x, se=True)
-    pd.DataFrame({args.y: y, "fitted": mean, "se": se}).to_csv(f"{prefix}_predictions.csv", index=False)
+    if args.family == "gaussian":
+        mean, se = fit.predict(x, se=True)
+        columns = {args.y: y, "fitted": mean, "se": se}
+    else:
+        offset = {"offset": extra["offset"]} if "offset" in extra else {}
+        eta, se = fit.predict(x, se=True, **offset)
+        columns = {args.y: y, "fitted": fit.predict(x, scale="response", **offset), "eta": eta, "se_eta": se}
+    pd.DataFrame(columns).to_csv(f"{prefix}_predictions.csv", index=False)
     fig = kc.plot.effects(fit)
     fig.savefig(f"{prefix}_effects.png", dpi=100)
     say(f"wrote {prefix}_predictions.csv and {prefix}_effects.png")

@@ -4,7 +4,8 @@
 band, or points with bars for a nominal covariate) and every two-way
 interaction (a heat map, or one curve per level when one covariate is
 nominal), each on the fitted domain, labelled with the column names and "in
-units of y". ``cascade(res)`` draws the student's and the teacher's
+units of y" (a binomial or Poisson fit: on its link scale, logit p or log
+mu). ``cascade(res)`` draws the student's and the teacher's
 hyperparameters side by side, and the seconds of each phase.
 """
 from __future__ import annotations
@@ -14,6 +15,17 @@ import math
 import numpy as np
 
 _Z = {0.9: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
+
+
+def _layout_of(fit):
+    """(the Gaussian fit whose domains, columns and terms lay the panels out,
+    the unit of the effects): a binomial / Poisson fit draws on its link scale."""
+    inner = getattr(fit, "inner", None)
+    if inner is not None and hasattr(inner, "structure"):
+        return inner, {"binomial": "logit p", "poisson": "log mu"}.get(fit.model.family, "link scale")
+    if not hasattr(fit, "structure"):
+        raise ValueError(f"fit: effects draws SS-ANOVA fits, got {type(fit).__name__}")
+    return fit, "units of y"
 
 
 def _names(fit):
@@ -73,7 +85,9 @@ def effects(fit, terms=None, *, truth=None, level: float = 0.95, n_grid: int = 1
     interactions (centred, as ``fit.predict(..., terms=...)`` gives them).
 
     Args:
-      fit: an SSANOVAFit.
+      fit: an SSANOVAFit, or a binomial / Poisson fit (GSSANOVAFit: the
+        effects on the link scale, logit p or log mu, with bands from its
+        standard errors at dispersion 1).
       terms: None (every main effect and two-way interaction) or names as in
         ``fit.summary()`` (``"x0"``, ``"carat:cut"``).
       truth: None, or a dict term name -> callable giving the true centred
@@ -88,22 +102,23 @@ def effects(fit, terms=None, *, truth=None, level: float = 0.95, n_grid: int = 1
 
     if level not in _Z:
         raise ValueError(f"level: expected one of {sorted(_Z)}, got {level!r}")
-    chosen = _terms_of(fit, terms)
-    names = _names(fit)
+    layout, units = _layout_of(fit)
+    chosen = _terms_of(layout, terms)
+    names = _names(layout)
     truth = truth or {}
     cols = min(ncols, len(chosen))
     rows = math.ceil(len(chosen) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, (term, label) in zip(axes.ravel(), chosen):
         vs = [int(c[1:]) for c in term.split(":")]
-        nominal = [fit.structure.marginals[v].name == "nominal" for v in vs]
+        nominal = [layout.structure.marginals[v].name == "nominal" for v in vs]
         if len(vs) == 1:
             v = vs[0]
-            g = _grid(fit, v, n_grid)
-            mean, se = (np.asarray(a) for a in fit.predict(_rows(fit, {v: g}), se=True, terms=label))
+            g = _grid(layout, v, n_grid)
+            mean, se = (np.asarray(a) for a in fit.predict(_rows(layout, {v: g}), se=True, terms=label))
             if nominal[0]:
                 ax.errorbar(g, mean, yerr=_Z[level] * se, fmt="o", capsize=4, label=f"fit, {level:.0%} band")
-                ax.set_xticks(g, [str(a) for a in _levels(fit, v)])
+                ax.set_xticks(g, [str(a) for a in _levels(layout, v)])
             else:
                 half = _Z[level] * se
                 # the band's edges are drawn as lines too: at large n it is
@@ -116,26 +131,26 @@ def effects(fit, terms=None, *, truth=None, level: float = 0.95, n_grid: int = 1
             if label in truth:
                 ax.plot(g, np.asarray(truth[label](g)), "k--", lw=1.2, label="truth")
             ax.set_xlabel(names[v])
-            ax.set_ylabel(f"effect of {names[v]} (units of y)")
+            ax.set_ylabel(f"effect of {names[v]} ({units})")
             ax.legend(fontsize=7)
         elif any(nominal):
             vn, vc = (vs[0], vs[1]) if nominal[0] else (vs[1], vs[0])
-            g = _grid(fit, vc, n_grid)
-            for i, lv in enumerate(_levels(fit, vn)):
-                mean, se = (np.asarray(a) for a in fit.predict(_rows(fit, {vc: g, vn: np.full_like(g, i)}),
+            g = _grid(layout, vc, n_grid)
+            for i, lv in enumerate(_levels(layout, vn)):
+                mean, se = (np.asarray(a) for a in fit.predict(_rows(layout, {vc: g, vn: np.full_like(g, i)}),
                                                                se=True, terms=label))
                 ax.fill_between(g, mean - _Z[level] * se, mean + _Z[level] * se, alpha=0.2, color=f"C{i}")
                 ax.plot(g, mean, f"C{i}-", label=f"{names[vn]} = {lv}")
             ax.set_xlabel(names[vc])
-            ax.set_ylabel(f"interaction {label} (units of y)")
+            ax.set_ylabel(f"interaction {label} ({units})")
             ax.legend(fontsize=7)
         else:
-            g0, g1 = _grid(fit, vs[0], min(n_grid, 60)), _grid(fit, vs[1], min(n_grid, 60))
+            g0, g1 = _grid(layout, vs[0], min(n_grid, 60)), _grid(layout, vs[1], min(n_grid, 60))
             a, b = np.meshgrid(g0, g1, indexing="ij")
-            mean = np.asarray(fit.predict(_rows(fit, {vs[0]: a.ravel(), vs[1]: b.ravel()}), terms=label))
+            mean = np.asarray(fit.predict(_rows(layout, {vs[0]: a.ravel(), vs[1]: b.ravel()}), terms=label))
             mesh = ax.pcolormesh(g0, g1, mean.reshape(a.shape).T, shading="auto", cmap="RdBu_r",
                                  vmin=-np.max(np.abs(mean)), vmax=np.max(np.abs(mean)))
-            fig.colorbar(mesh, ax=ax, label=f"{label} (units of y)")
+            fig.colorbar(mesh, ax=ax, label=f"{label} ({units})")
             ax.set_xlabel(names[vs[0]])
             ax.set_ylabel(names[vs[1]])
         ax.set_title(label)

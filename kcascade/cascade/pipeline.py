@@ -254,7 +254,9 @@ GROUP_ROWS, GROUP_MIN_ROWS = 0.25, 20_000
 # 1.31 / 1.39, but 0.67x / 1.01x full selection's speed, against 1.11 /
 # 1.07, worst 3.37 / 4.53, at 1.05x / 2.23x without it). Tried at 1e6 and
 # not taken: the selections' rows capped at 1e5 (half the pass's time; pois3
-# seeds 0 / 1 1.16x / 1.59x the MSE of the pass on 2.5e5 rows).
+# seeds 0 / 1 1.16x / 1.59x the MSE of the pass on 2.5e5 rows); below 4e4
+# on the students' pooled rows (median 1.02 / 1.03, worst 1.33 / 2.38 at
+# 0.66x / 1.26x full selection's speed).
 RESELECT_ROUNDS = 2
 
 
