@@ -187,10 +187,12 @@ def test_reselect_is_one_selection_at_the_working_model(binomial_data):
     gaussian, z = kc.SSANOVA(order=ORDER), eta + (yb - p) / v
     want = gaussian.fit(x, z, key=jax.random.key(2), weights=v, init=init).hyper
     # the same optimum of the same score: the searches stop within their
-    # tolerance (stall_tol) of it, so the log smoothing parameters agree to
-    # 1e-2 (measured: 6e-3) and the scores to 1e-8 (measured: 1e-10)
+    # tolerance (stall_tol) of it, where the score is flat along some
+    # components, so the log smoothing parameters agree to 5e-2 (measured:
+    # 6e-3 on one 2-core CPU, 1.1e-2 on another: the two programs round
+    # differently) and the scores, the sharp check, to 1e-8 (measured: 1e-10)
     log_sp = lambda h: float(h.log_lambda) - np.asarray(h.log_theta)
-    np.testing.assert_allclose(log_sp(got), log_sp(want), atol=1e-2)
+    np.testing.assert_allclose(log_sp(got), log_sp(want), atol=5e-2)
     score = lambda h: float(gaussian.fit(x, z, key=jax.random.key(2), weights=v, hyper=h).score)
     np.testing.assert_allclose(score(got), score(want), rtol=1e-8)
     # and score_at(start=) is that score
