@@ -50,15 +50,20 @@ def fit_main(argv):
     matplotlib.use("Agg")
 
     import kcascade as kc
+    from kcascade.estimators.ssanova_glm import mean_of
 
     frame = pd.read_csv(args.csv)
+
+    def no_columns(cols):
+        return (f"no column {cols[0]!r}" if len(cols) == 1 else f"no columns {cols}") + \
+            f" in {args.csv}; columns are {list(frame.columns)}"
     extra = {}
     for opt in ("weights", "offset"):
         col = getattr(args, opt)
         if col is None:
             continue
         if col not in frame.columns:
-            ap.error(f"--{opt}: no column {col!r} in {args.csv}; columns are {list(frame.columns)}")
+            ap.error(f"--{opt}: {no_columns([col])}")
         if args.cascade:
             ap.error(f"--{opt}: not available with --cascade (kc.cascade takes no {opt}); leave out one of them")
         extra[opt] = frame[col].to_numpy(dtype=float)
@@ -77,11 +82,11 @@ def fit_main(argv):
         if args.y is None:
             ap.error("--y: the response column is required (or give --formula)")
         if args.y not in frame.columns:
-            ap.error(f"--y: no column {args.y!r} in {args.csv}; columns are {list(frame.columns)}")
+            ap.error(f"--y: {no_columns([args.y])}")
         names = args.x if args.x else [c for c in frame.columns if c != args.y and c not in used]
         missing = [c for c in names if c not in frame.columns]
         if missing:
-            ap.error(f"--x: no columns {missing} in {args.csv}; columns are {list(frame.columns)}")
+            ap.error(f"--x: {no_columns(missing)}")
         x = frame[names]
         y = frame[args.y].to_numpy(dtype=float)
         model = kc.SSANOVA(order=min(args.order, len(names)), family=args.family)
@@ -107,7 +112,7 @@ def fit_main(argv):
     else:
         offset = {"offset": extra["offset"]} if "offset" in extra else {}
         eta, se = fit.predict(x, se=True, **offset)
-        columns = {args.y: y, "fitted": fit.predict(x, scale="response", **offset), "eta": eta, "se_eta": se}
+        columns = {args.y: y, "fitted": mean_of(args.family, eta), "eta": eta, "se_eta": se}
     pd.DataFrame(columns).to_csv(f"{prefix}_predictions.csv", index=False)
     fig = kc.plot.effects(fit)
     fig.savefig(f"{prefix}_effects.png", dpi=100)
