@@ -331,6 +331,24 @@ def test_separation_and_all_zero_counts_end_finite_with_a_warning():
     assert np.all(np.isfinite(mu)) and mu.max() < 1e-6
 
 
+
+def test_separated_classes_with_selection_fit_better_than_a_constant():
+    """Two separated blobs, smoothing parameters selected: eta reaches the
+    bound, and a selection on that working model (weights ~e^-30 on the
+    separated rows) once moved eta anywhere: the deviance ended at 10.2x and
+    13.1x the constant model's on these two seeds, training accuracy 0.71 and
+    0.61. Now no selection runs at the bound: 0.028 and 0.028 of it, accuracy
+    0.995 and 0.99 (the classes overlap on a row or two)."""
+    for seed in (0, 2):
+        rng = np.random.default_rng(seed)
+        y = np.repeat([0.0, 1.0], 100)
+        x = rng.normal(scale=0.5, size=(200, 2)) + np.where(y[:, None] > 0, 1.0, -1.0) * np.array([1.0, 0.6])
+        with pytest.warns(RuntimeWarning, match="perfect separation"):
+            fit = kc.SSANOVA(order=2, family="binomial").fit(x, y, key=jax.random.key(0))
+        eta = np.asarray(fit.evaluate(x))
+        assert float(fit.deviance) < 0.05 * float(fit.null_deviance)
+        assert np.mean((eta > 0) == y) >= 0.98
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript not found (install r-base-core r-cran-gss)")
 def test_binomial_against_gss():

@@ -48,8 +48,13 @@ fixed point is approached by ~15% per selection there, moving eta by
 (a selection in every iteration) does not converge: the selected values
 wander along the score's flat valley by ~0.01 in log lambda from one
 iteration to the next, moving eta by ~1e-5, and the final fit is then
-defined by no fixed smoothing parameters. With ``hyper`` given the
-iteration is penalized IRLS at fixed values: a cascade's teacher.
+defined by no fixed smoothing parameters. Once eta has reached the bound
++-ETA_MAX somewhere (perfect separation) no selection runs: the values at
+hand (the pilot's or the last selection's) are kept, with the warning that
+ends such a fit (there the working weights are ~e^-30, and a selection took
+two separated blobs from deviance 24 to 1726, 6x the constant model's).
+With ``hyper`` given the iteration is penalized IRLS at fixed values: a
+cascade's teacher.
 
 Conventions: binomial ``y`` holds proportions in [0, 1] (0/1 for single
 trials) and ``weights`` the trials m_i (default 1; m_i y_i must be whole
@@ -179,12 +184,21 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
     before = np.inf      # the change of the iteration before (a step towards the same optimum)
     full_step = True     # whether that iteration's step was Newton's own (not halved)
     selecting, fixed = hyper is None, hyper
+    at_edge = False      # whether the last iteration's eta reached +-ETA_MAX somewhere
     piloting = selecting and init is None
     with progress_lines.phase(f"{family} SS-ANOVA on {n} rows: {what}", on=bool(progress)):
         for it in range(1, MAX_ITER + 1):
             z, w = working(y, eta, m, o)
             # select on pseudo-data whose IRLS has settled at the current values
             settled = inner is None or change <= SELECT_TOL * scale
+            if selecting and settled and not piloting and at_edge:
+                # eta at the bound somewhere (perfect separation): those rows'
+                # working weights are ~e^-30, and a selection there is free to
+                # move their eta anywhere (blobs of sklearn's classifier checks:
+                # a selection took the deviance from 24 to 1726, 7x the constant
+                # model's, and the iteration never came back): the values at
+                # hand (the pilot's, or the last selection's) are kept
+                selecting = False
             prev = inner
             if piloting:
                 inner, mode = pilot_fit(gaussian, x, z, w, key, mesh), "pilot"
@@ -207,6 +221,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
             full_step = step == 1.0
             within_se = moved_sq <= SELECT_SE ** 2 * df
             scale = 1.0 + size
+            at_edge = size >= ETA_MAX * (1 - 1e-9)
             if mode == "pilot" and (change <= SELECT_TOL * scale or pilots >= MAX_PILOTS):
                 piloting = False
             if mode == "select" and selections > 1 and (within_se or selections >= MAX_SELECTIONS):
@@ -215,7 +230,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                 converged = True
                 break
     dev, null_dev = _deviances(family, y, eta, m, o)
-    edge = size >= ETA_MAX * (1 - 1e-9)     # size: max |eta| of the last iteration
+    edge = at_edge
     if edge or not converged:
         if events == 0 or (family == "binomial" and events == total):
             why = f"every response is {'1' if events else '0'} (all-zero counts for poisson): eta is at its bound"
