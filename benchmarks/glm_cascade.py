@@ -4,7 +4,8 @@ gss::gssanova and mgcv::gam on the same rows.
 Cases (``CASES``): "ref3", the KCas authors' reference example (x ~ N(0, I_3),
 logit p = x0 + 0.5 x1 + 0.2 x1 x2, all interactions); "binom4" (binomial,
 d = 4, two-way model); "pois3" and "pois4" (Poisson, d = 3 and 4, two-way
-models). Methods: kcascade full selection (``kc_full``), the cascade with its
+models); "rare3" (binomial, rare events: p about 1.3% on average) and
+"sparse3" (Poisson counts of mean about 0.05), d = 3, two-way models. Methods: kcascade full selection (``kc_full``), the cascade with its
 default students (``kcas``) and with the student's eta starting the teacher's
 IRLS (``kcas_warm``), with ``--law`` also the cascade whose teacher keeps
 the transferred values (``kcas_law``: no reselect pass, which the default runs
@@ -62,12 +63,22 @@ def _pois4(x):
     return 0.5 + x[:, 0] - x[:, 1] ** 2 + 0.7 * jnp.sin(2 * jnp.pi * x[:, 2] * x[:, 3])
 
 
+def _rare3(x):     # rare events: p about 0.013 on average (38 events in 3000 rows)
+    return jnp.sin(2 * jnp.pi * x[:, 0]) + x[:, 1] - 5.0
+
+
+def _sparse3(x):   # sparse counts: mu about 0.05 on average, most counts 0
+    return jnp.sin(2 * jnp.pi * x[:, 0]) + x[:, 1] - 3.5
+
+
 # name: (family, d, order, covariates "normal" or "uniform", true eta)
 CASES = {
     "ref3": ("binomial", 3, 3, "normal", _ref3),
     "binom4": ("binomial", 4, 2, "uniform", _binom4),
     "pois3": ("poisson", 3, 2, "uniform", _pois3),
     "pois4": ("poisson", 4, 2, "uniform", _pois4),
+    "rare3": ("binomial", 3, 2, "uniform", _rare3),
+    "sparse3": ("poisson", 3, 2, "uniform", _sparse3),
 }
 
 

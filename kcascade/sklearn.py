@@ -48,7 +48,7 @@ class _SSANOVAEstimator(BaseEstimator):
 
     _family = "gaussian"
 
-    def __init__(self, order=2, marginals="cubic", domains=None, criterion="gcv", alpha=1.4, n_basis=None,
+    def __init__(self, order=2, marginals="cubic", domains=None, criterion=None, alpha=1.4, n_basis=None,
                  basis_draw="spread", stall_tol=0.01, cascade=False, n_student=None, students=None, random_state=0):
         self.order = order
         self.marginals = marginals
@@ -148,8 +148,8 @@ class SSANOVARegressor(RegressorMixin, _SSANOVAEstimator):
     """Smoothing-spline ANOVA regression, scikit-learn style.
 
     Parameters (as ``kc.SSANOVA``): order, marginals, domains, criterion
-    (``SSANOVA``'s ``score``: "gcv" or "gml"; renamed because ``score`` is
-    scikit-learn's method), alpha, n_basis, basis_draw, stall_tol; and
+    (``SSANOVA``'s ``score``: "gcv", "gml" or "ubr", None for the family's
+    default; renamed because ``score`` is scikit-learn's method), alpha, n_basis, basis_draw, stall_tol; and
       family: "gaussian" (default: least squares) or "poisson" (y counts,
         log mu = eta; ``predict`` gives mu and ``score`` is D^2, the fraction
         of Poisson deviance explained, as scikit-learn's
@@ -170,7 +170,7 @@ class SSANOVARegressor(RegressorMixin, _SSANOVAEstimator):
     names are all strings).
     """
 
-    def __init__(self, order=2, marginals="cubic", domains=None, criterion="gcv", alpha=1.4, n_basis=None,
+    def __init__(self, order=2, marginals="cubic", domains=None, criterion=None, alpha=1.4, n_basis=None,
                  basis_draw="spread", stall_tol=0.01, cascade=False, n_student=None, students=None, random_state=0,
                  family="gaussian"):
         super().__init__(order=order, marginals=marginals, domains=domains, criterion=criterion, alpha=alpha,

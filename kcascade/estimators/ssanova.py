@@ -73,9 +73,14 @@ class SSANOVA(protocol.Estimator):
       domains: None, or a tuple with one entry per covariate: None (data range
         widened 5% each side), (lo, hi), or for a nominal covariate the number
         of levels L. Periodic covariates need (lo, hi) = their exact period.
-      score: "gcv" (default), "gml", or "ubr" (unbiased risk with known
-        variance 1 per unit weight). Binomial and Poisson fits apply it to
-        each IRLS iteration's weighted pseudo-data.
+      score: "gcv", "gml", or "ubr" (unbiased risk with known variance 1
+        per unit weight); None (default): "gcv" for Gaussian models, "ubr"
+        for binomial and Poisson ones, which apply it to each IRLS
+        iteration's weighted pseudo-data (dispersion 1). Measured for the
+        latter (``benchmarks/glm_cascade.py``, n = 3000, 6 truths x 5 seeds,
+        full selection): UBR / GCV test MSE median 0.995, from 0.19 (rare
+        events, where GCV's fit had 2.7x the better peer's MSE) to 1.24;
+        against the better of gss and mgcv, worst 1.29 (UBR) and 2.71 (GCV).
       alpha: GCV inflation factor (1.4 as in gss; 1 is classical GCV).
       n_basis: number of random basis points q; default gss's rule
         ``default_n_basis`` at ``row_bucket(n)`` (n rounded up to one of 8
@@ -130,7 +135,7 @@ class SSANOVA(protocol.Estimator):
     marginals: tuple | str = "cubic"
     terms: tuple | None = None
     domains: tuple | None = None
-    score: str = "gcv"
+    score: str | None = None
     alpha: float = 1.4
     n_basis: int | None = None
     basis_draw: str = "spread"
@@ -176,6 +181,8 @@ class SSANOVA(protocol.Estimator):
             object.__setattr__(self, "terms", terms.closure(subsets))
         if self.statistics not in ("auto", *statistics.STATISTICS):
             raise ValueError(f"statistics: expected 'auto', 'gram' or 'qr', got {self.statistics!r}")
+        if self.score is None:
+            object.__setattr__(self, "score", "gcv" if self.family == "gaussian" else "ubr")
         if self.score not in scores.SCORES:
             raise ValueError(f"score: expected 'gcv', 'gml' or 'ubr', got {self.score!r}")
         if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
