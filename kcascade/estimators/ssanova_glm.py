@@ -195,7 +195,7 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                 # eta at the bound somewhere (perfect separation): those rows'
                 # working weights are ~e^-30, and a selection there is free to
                 # move their eta anywhere (blobs of sklearn's classifier checks:
-                # a selection took the deviance from 24 to 1726, 7x the constant
+                # a selection took the deviance from 24 to 1726, 6x the constant
                 # model's, and the iteration never came back): the values at
                 # hand (the pilot's, or the last selection's) are kept
                 selecting = False
@@ -230,11 +230,10 @@ def fit(model, x, y, *, key, hyper, init, start, weights, offset, mesh, progress
                 converged = True
                 break
     dev, null_dev = _deviances(family, y, eta, m, o)
-    edge = at_edge
-    if edge or not converged:
+    if at_edge or not converged:
         if events == 0 or (family == "binomial" and events == total):
             why = f"every response is {'1' if events else '0'} (all-zero counts for poisson): eta is at its bound"
-        elif edge:
+        elif at_edge:
             why = (f"eta reached the bound +-{ETA_MAX:g} somewhere (fitted "
                    + ("probabilities of 0 or 1: perfect separation)" if family == "binomial" else
                       "means of e^-30 or e^30)"))
